@@ -147,8 +147,8 @@ def _bss_eval_torch(
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         b = hi - lo
-        r = torch.as_tensor(ref[lo:hi], dtype=torch.float64, device=dev)
-        e = torch.as_tensor(est[lo:hi], dtype=torch.float64, device=dev)
+        r = torch.tensor(ref[lo:hi], dtype=torch.float64, device=dev)
+        e = torch.tensor(est[lo:hi], dtype=torch.float64, device=dev)
         rf = torch.fft.rfft(r, n=n_fft)  # (B, S, K)
         ef = torch.fft.rfft(e, n=n_fft)
         # xc[b, i, k, t] = sum_u r_i[u + t] r_k[u]; xe[b, i, j, t] = sum_u r_i[u + t] e_j[u]
