@@ -1,0 +1,272 @@
+"""Functional metrics of visual sound-source localization (protocol of LVS, Chen et al. 2021).
+
+A model gives one heatmap per test image (higher = more likely to be sounding); the ground
+truth is a map in ``[0, 1]`` built from annotators' boxes (:func:`consensus_map` for
+Flickr-SoundNet, :func:`box_mask` for VGG-SS). Per sample ``n``:
+
+1. If the heatmap's size differs from the mask's, it is resized to the mask's size with
+   bilinear interpolation (``torch.nn.functional.interpolate(mode="bilinear",
+   align_corners=False)``, half-pixel centres, no antialiasing: the same sampling grid as
+   OpenCV's ``INTER_LINEAR`` used by the LVS evaluation script).
+2. The heatmap is binarized: with ``P = H*W`` pixels and ``t`` the element at index
+   ``floor(P / 2)`` of its values sorted ascending, ``b = heatmap > t`` (strictly). Half of
+   the pixels (fewer on ties) are kept. The LVS script min-max normalizes the heatmap first;
+   that is monotone and does not change ``b``, so it is skipped here.
+3. ``cIoU_n = sum(b * g) / (sum(g) + sum(b * (g == 0)))`` where ``g`` is the soft mask:
+   soft credit for the kept pixels, divided by the ground-truth mass plus the kept pixels
+   that fall outside every box.
+
+Summaries (:func:`localization_metrics`): ``cIoU`` is the share of samples with
+``cIoU_n >= 0.5``; ``AUC`` is the trapezoid area under ``x -> mean(cIoU_n >= x)`` sampled at
+``x = 0.05 * i``, ``i = 0..20`` (what ``sklearn.metrics.auc`` returns on that curve);
+``mean_cIoU`` is the plain mean of ``cIoU_n``.
+
+Deliberate differences from the LVS script, for edge cases only:
+
+* Ties at the maximum. The script sets kept pixels to 1 and then zeroes the pixels ``< 1``,
+  so when more than half of the (normalized) pixels equal the maximum they are all kept; a
+  constant heatmap then selects the whole image. Here the strict rule of step 2 holds
+  everywhere: a constant heatmap keeps no pixel and scores ``cIoU_n = 0``, so a model cannot
+  gain from emitting flat maps.
+* Empty ground truth. ``cIoU_n`` is undefined when ``sum(g) == 0`` (the script gives 0, or
+  NaN when nothing is kept either). By default such a sample is refused with an
+  :class:`~benchmark.errors.InputError` naming it; ``empty_mask="zero"`` scores it 0 as the
+  script does. (The public VGG-SS annotation has such samples, e.g. a single zero-height box.)
+
+References: H. Chen et al., "Localizing Visual Sounds the Hard Way", CVPR 2021, and its
+evaluation code (github.com/hche11/Localizing-Visual-Sounds-the-Hard-Way, ``test.py``,
+``utils.py``); A. Senocak et al., "Learning to Localize Sound Source in Visual Scenes",
+CVPR 2018 (the consensus ground truth of Flickr-SoundNet).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.arrays import check_array, check_same_len
+from benchmark.errors import InputError
+from tasks.base import MetricSpec
+
+__all__ = [
+    "AUC_THRESHOLDS",
+    "METRICS",
+    "box_mask",
+    "ciou_per_sample",
+    "consensus_map",
+    "localization_metrics",
+]
+
+#: The cIoU thresholds of the success curve whose area is ``AUC`` (0, 0.05, ..., 1.0).
+AUC_THRESHOLDS: np.ndarray = 0.05 * np.arange(21)
+#: A sample counts as localized for ``cIoU`` when its cIoU is at least this.
+CIOU_THRESHOLD = 0.5
+
+METRICS: dict[str, MetricSpec] = {
+    "cIoU": MetricSpec("cIoU", True, "share of samples whose consensus IoU is >= 0.5 (LVS protocol)"),
+    "AUC": MetricSpec(
+        "AUC", True, "area under the success curve mean(cIoU_n >= x) for x = 0, 0.05, ..., 1"
+    ),
+    "mean_cIoU": MetricSpec("mean_cIoU", True, "mean per-sample consensus IoU"),
+}
+
+
+# --------------------------------------------------------------------------- ground truth
+def _check_size(size: object, source: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise InputError(source, "size", f"expected (H, W), got {size!r}") from None
+    if h < 1 or w < 1:
+        raise InputError(source, "size", f"expected positive (H, W), got {size!r}")
+    return h, w
+
+
+def _check_boxes(boxes: object, source: str, field: str) -> np.ndarray:
+    """``(K, 4)`` finite ``[x1, y1, x2, y2]`` boxes with ``x1 <= x2`` and ``y1 <= y2``."""
+    try:
+        a = np.asarray(boxes)
+    except ValueError:  # ragged nested lists
+        raise InputError(source, field, "expected boxes of 4 numbers [x1, y1, x2, y2] each") from None
+    if a.size == 0 and a.dtype != object:
+        return np.zeros((0, 4))
+    a = check_array(a, source, field, ndim=2, kind="float", min_len=0)
+    if a.shape[1] != 4:
+        raise InputError(source, field, f"expected boxes of 4 numbers [x1, y1, x2, y2], got shape {a.shape}")
+    reversed_ = (a[:, 2] < a[:, 0]) | (a[:, 3] < a[:, 1])
+    if reversed_.any():
+        k = int(np.flatnonzero(reversed_)[0])
+        raise InputError(
+            source, field, f"box {k} {a[k].tolist()} has x2 < x1 or y2 < y1 (expected [x1, y1, x2, y2])"
+        )
+    return a
+
+
+def _paint(target: np.ndarray, x1: int, y1: int, x2: int, y2: int) -> None:
+    """Add 1 on rows ``y1..y2-1`` and columns ``x1..x2-1`` (clipped to the map)."""
+    target[y1:y2, x1:x2] += 1.0
+
+
+def consensus_map(
+    boxes_per_annotator: Sequence[object],
+    size: tuple[int, int] = (224, 224),
+    box_scale: float | tuple[float, float] = 224 / 256,
+    *,
+    full_agreement: int = 2,
+    source: str = "input",
+) -> np.ndarray:
+    """Soft Flickr-SoundNet ground truth: ``min(1, (sum of box indicators) / full_agreement)``.
+
+    This is the consensus map of Senocak et al. (2018) as the LVS evaluation code builds it:
+    every annotated box adds 1 on the pixels it covers, the sum is divided by 2 and clipped
+    at 1, so a pixel inside the boxes of two annotators counts fully and one inside a single
+    annotator's box counts one half. As in that code the boxes are pooled: boxes are not
+    first merged per annotator, so two overlapping boxes of one annotator also add up.
+
+    Coordinates are the annotation's pixel coordinates (Flickr-SoundNet annotates 256x256
+    frames). Each is multiplied by ``box_scale`` (one factor, or ``(x_scale, y_scale)``;
+    the default maps 256 to 224) and floored; a box ``[x1, y1, x2, y2]`` then covers rows
+    ``y1 .. y2-1`` and columns ``x1 .. x2-1`` (the end is exclusive), clipped to the map.
+
+    Args:
+        boxes_per_annotator: one sequence of ``[x1, y1, x2, y2]`` boxes per annotator.
+        size: ``(H, W)`` of the map (the size heatmaps are scored at).
+        box_scale: factor from annotation pixels to map pixels.
+        full_agreement: number of overlapping boxes that make a pixel fully positive.
+        source: name of the annotation file, used in error messages.
+
+    Returns:
+        ``(H, W)`` float64 map in ``[0, 1]``.
+    """
+    h, w = _check_size(size, source)
+    try:
+        scale = np.broadcast_to(np.asarray(box_scale, dtype=np.float64), (2,))
+    except (TypeError, ValueError):
+        raise InputError(source, "box_scale", f"expected a scale or (x_scale, y_scale), got {box_scale!r}") from None
+    if not (np.isfinite(scale).all() and (scale > 0).all()):
+        raise InputError(source, "box_scale", f"expected positive finite scale(s), got {box_scale!r}")
+    sx, sy = float(scale[0]), float(scale[1])
+    if isinstance(full_agreement, bool) or not isinstance(full_agreement, (int, np.integer)) or full_agreement < 1:
+        raise InputError(source, "full_agreement", f"must be a positive integer, got {full_agreement!r}")
+    out = np.zeros((h, w))
+    for a, boxes in enumerate(boxes_per_annotator):
+        field = f"annotator {a} boxes"
+        arr = _check_boxes(boxes, source, field)
+        if (arr < 0).any():
+            k = int(np.flatnonzero((arr < 0).any(axis=1))[0])
+            raise InputError(source, field, f"box {k} {arr[k].tolist()} has negative coordinates")
+        px = np.floor(arr * np.array([sx, sy, sx, sy])).astype(np.int64)
+        for x1, y1, x2, y2 in px:
+            _paint(out, int(x1), int(y1), int(x2), int(y2))
+    return np.minimum(out / full_agreement, 1.0)
+
+
+def box_mask(boxes: object, size: tuple[int, int] = (224, 224), *, source: str = "input") -> np.ndarray:
+    """Binary VGG-SS ground truth: the union of normalized ``[x1, y1, x2, y2]`` boxes.
+
+    Following the LVS evaluation code, coordinates are clipped below at 0, multiplied by the
+    map width (x) or height (y) and floored; a box then covers rows ``floor(H*y1) ..
+    floor(H*y2)-1`` and columns ``floor(W*x1) .. floor(W*x2)-1``, clipped to the map. A box
+    with ``x1 == x2`` or ``y1 == y2`` covers nothing.
+
+    Args:
+        boxes: ``(K, 4)`` boxes in ``[0, 1]`` image-relative coordinates (``K`` may be 0).
+        size: ``(H, W)`` of the map.
+        source: name of the annotation file, used in error messages.
+
+    Returns:
+        ``(H, W)`` float64 map of 0s and 1s.
+    """
+    h, w = _check_size(size, source)
+    arr = _check_boxes(boxes, source, "boxes")
+    out = np.zeros((h, w))
+    px = np.floor(np.maximum(arr, 0.0) * np.array([w, h, w, h])).astype(np.int64)
+    for x1, y1, x2, y2 in px:
+        _paint(out, int(x1), int(y1), int(x2), int(y2))
+    return np.minimum(out, 1.0)
+
+
+# --------------------------------------------------------------------------- metrics
+def _resize_bilinear(heatmaps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize ``(N, h, w)`` maps to ``size`` (half-pixel bilinear, no antialiasing)."""
+    t = torch.from_numpy(np.ascontiguousarray(heatmaps, dtype=np.float64))[:, None]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+
+
+def ciou_per_sample(
+    heatmaps: object,
+    masks: object,
+    *,
+    empty_mask: str = "raise",
+    source: str = "input",
+) -> np.ndarray:
+    """Consensus IoU of every sample (see the module docstring for the protocol).
+
+    Args:
+        heatmaps: ``(N, h, w)`` real heatmaps, higher = more likely sounding. Resized
+            bilinearly to the masks' size when it differs.
+        masks: ``(N, H, W)`` ground-truth maps with values in ``[0, 1]``.
+        empty_mask: ``"raise"`` (default) refuses a mask with no positive pixel, ``"zero"``
+            scores it 0 as the LVS script does.
+        source: name of the file / producer, used in error messages.
+
+    Returns:
+        ``(N,)`` float64 array of cIoU values in ``[0, 1]``.
+    """
+    if empty_mask not in ("raise", "zero"):
+        raise InputError(source, "empty_mask", f"expected 'raise' or 'zero', got {empty_mask!r}")
+    hm = check_array(heatmaps, source, "heatmaps", ndim=3, kind="float")
+    gt = check_array(masks, source, "masks", ndim=3, kind="float")
+    check_same_len(source, heatmaps=hm, masks=gt)
+    for field, a in (("heatmaps", hm), ("masks", gt)):
+        if a.shape[1] < 1 or a.shape[2] < 1:
+            raise InputError(source, field, f"maps must be at least 1x1, got shape {a.shape}")
+    outside = (gt < 0) | (gt > 1)
+    if outside.any():
+        idx = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise InputError(source, "masks", f"values must lie in [0, 1], got {gt[idx]} at index {idx}")
+    mass = gt.reshape(len(gt), -1).sum(axis=1)
+    empty = mass == 0
+    if empty.any() and empty_mask == "raise":
+        i = int(np.flatnonzero(empty)[0])
+        raise InputError(
+            source, "masks", f"sample {i} has an empty ground-truth mask (cIoU undefined)"
+        )
+
+    size = (gt.shape[1], gt.shape[2])
+    if hm.shape[1:] != size:
+        hm = _resize_bilinear(hm, size)
+    flat = hm.reshape(len(hm), -1)
+    g = gt.reshape(len(gt), -1)
+    k = flat.shape[1] // 2
+    threshold = np.partition(flat, k, axis=1)[:, k]  # element k of the ascending sort
+    b = flat > threshold[:, None]
+    inter = (b * g).sum(axis=1)
+    false_pos = (b & (g == 0)).sum(axis=1)
+    denom = mass + false_pos
+    ciou = np.zeros(len(g))
+    ok = denom > 0
+    ciou[ok] = inter[ok] / denom[ok]
+    return ciou
+
+
+def localization_metrics(
+    heatmaps: object,
+    masks: object,
+    *,
+    empty_mask: str = "raise",
+    source: str = "input",
+) -> dict[str, float]:
+    """``cIoU`` (share with cIoU >= 0.5), ``AUC`` and ``mean_cIoU`` over all samples.
+
+    Arguments as :func:`ciou_per_sample`. Returns Python floats in ``[0, 1]``.
+    """
+    ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, source=source)
+    success = (ciou[:, None] >= AUC_THRESHOLDS[None, :]).mean(axis=0)
+    return {
+        "cIoU": float(np.mean(ciou >= CIOU_THRESHOLD)),
+        "AUC": float(np.trapezoid(success, AUC_THRESHOLDS)),
+        "mean_cIoU": float(np.mean(ciou)),
+    }

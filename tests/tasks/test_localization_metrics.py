@@ -1,0 +1,380 @@
+"""Sound-localization metrics (LVS protocol) vs brute-force per-pixel loops and hand examples."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import auc as sklearn_auc
+
+from benchmark.errors import InputError
+from tasks.base import MetricSpec
+from tasks.localization.metrics import (
+    METRICS,
+    box_mask,
+    ciou_per_sample,
+    consensus_map,
+    localization_metrics,
+)
+
+
+# ----------------------------------------------------------------------------- references
+def brute_ciou(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """cIoU of one sample by per-pixel loops, without sorting.
+
+    The element at index k = floor(P/2) of the ascending sort is t; a pixel is strictly above
+    t exactly when at least k+1 pixels are strictly below it.
+    """
+    h, w = heatmap.shape
+    values = [float(heatmap[r, c]) for r in range(h) for c in range(w)]
+    k = (h * w) // 2
+    inter = mass = outside = 0.0
+    for r in range(h):
+        for c in range(w):
+            below = sum(1 for v in values if v < heatmap[r, c])
+            kept = below >= k + 1
+            g = float(mask[r, c])
+            mass += g
+            if kept:
+                inter += g
+                if g == 0:
+                    outside += 1
+    return inter / (mass + outside)
+
+
+def brute_auc(cious: list[float]) -> float:
+    """Trapezoid sum over x = 0.05 i of the share of samples with cIoU >= x, by hand."""
+    xs = [0.05 * i for i in range(21)]
+    ys = [sum(1 for v in cious if v >= x) / len(cious) for x in xs]
+    return sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(20))
+
+
+def bilinear_half_pixel(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize with half-pixel centres and edge clamping, by explicit loops."""
+    in_h, in_w = img.shape
+
+    def source(dst: int, n_in: int, n_out: int) -> tuple[int, int, float]:
+        x = max((dst + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = min(int(math.floor(x)), n_in - 1)
+        i1 = min(i0 + 1, n_in - 1)
+        return i0, i1, x - i0
+
+    out = np.zeros((out_h, out_w))
+    for r in range(out_h):
+        r0, r1, fr = source(r, in_h, out_h)
+        for c in range(out_w):
+            c0, c1, fc = source(c, in_w, out_w)
+            top = (1 - fc) * img[r0, c0] + fc * img[r0, c1]
+            bottom = (1 - fc) * img[r1, c0] + fc * img[r1, c1]
+            out[r, c] = (1 - fr) * top + fr * bottom
+    return out
+
+
+def brute_box_map(
+    boxes_px: list[tuple[int, int, int, int]], h: int, w: int
+) -> np.ndarray:
+    """Number of boxes covering each pixel (end-exclusive integer boxes), by loops."""
+    out = np.zeros((h, w))
+    for r in range(h):
+        for c in range(w):
+            out[r, c] = sum(1 for x1, y1, x2, y2 in boxes_px if x1 <= c < x2 and y1 <= r < y2)
+    return out
+
+
+def random_soft_masks(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
+    masks = np.zeros((n, h, w))
+    for i in range(n):
+        for _ in range(int(rng.integers(1, 4))):
+            y1, x1 = int(rng.integers(0, h - 1)), int(rng.integers(0, w - 1))
+            y2, x2 = int(rng.integers(y1 + 1, h + 1)), int(rng.integers(x1 + 1, w + 1))
+            masks[i, y1:y2, x1:x2] += 0.5
+    return np.minimum(masks, 1.0)
+
+
+def check_against_brute(heatmaps: np.ndarray, masks: np.ndarray) -> None:
+    expected = [brute_ciou(h, m) for h, m in zip(heatmaps, masks)]
+    got = ciou_per_sample(heatmaps, masks)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    out = localization_metrics(heatmaps, masks)
+    assert out["cIoU"] == pytest.approx(np.mean([v >= 0.5 for v in expected]), abs=1e-12)
+    assert out["mean_cIoU"] == pytest.approx(np.mean(expected), abs=1e-12)
+    assert out["AUC"] == pytest.approx(brute_auc(expected), abs=1e-12)
+    xs = [0.05 * i for i in range(21)]
+    assert out["AUC"] == pytest.approx(
+        sklearn_auc(xs, [np.mean(np.array(expected) >= x) for x in xs]), abs=1e-12
+    )
+    assert all(type(v) is float for v in out.values())
+
+
+# ----------------------------------------------------------------------------- cIoU / AUC
+def test_hand_computed_4x4_example() -> None:
+    # Heatmap 0..15: P = 16, element 8 of the sort is 8, so pixels 9..15 are kept:
+    # row 2 columns 1-3 and all of row 3.
+    heat = np.arange(16, dtype=float).reshape(4, 4)
+    mask = np.zeros((4, 4))
+    mask[2:4, 0:2] = 1.0
+    mask[2:4, 2] = 0.5  # sum(g) = 5
+    # kept * g = 1 + .5 + 0 + 1 + 1 + .5 + 0 = 4; kept pixels outside g: (2,3), (3,3) -> 2
+    assert ciou_per_sample(heat[None], mask[None])[0] == pytest.approx(4 / 7)
+    # The mirrored heatmap keeps row 0 and row 1 columns 0-2: no overlap, 7 outside -> 0.
+    out = localization_metrics(np.stack([heat, -heat]), np.stack([mask, mask]))
+    assert out["cIoU"] == 0.5
+    assert out["mean_cIoU"] == pytest.approx(2 / 7)
+    # success curve: 1 at x=0, 0.5 for x in 0.05..0.55, 0 from 0.6 on
+    # area = 0.05*(1+0.5)/2 + 10*0.05*0.5 + 0.05*0.5/2 = 0.0375 + 0.25 + 0.0125
+    assert out["AUC"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_heatmaps_and_soft_masks(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, h, w = int(rng.integers(1, 7)), int(rng.integers(2, 9)), int(rng.integers(2, 9))
+    masks = random_soft_masks(rng, n, h, w)
+    heat = rng.normal(size=(n, h, w)) + 2.0 * masks  # informative, so cIoU spreads out
+    check_against_brute(heat, masks)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_continuous_soft_masks(seed: int) -> None:
+    rng = np.random.default_rng(10 + seed)
+    masks = rng.random((4, 6, 7)) * (rng.random((4, 6, 7)) < 0.5)
+    masks[:, 0, 0] = 0.3  # never empty
+    check_against_brute(rng.normal(size=(4, 6, 7)), masks)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_heatmaps_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(20 + seed)
+    masks = random_soft_masks(rng, 5, 6, 6)
+    heat = rng.integers(0, 3, size=(5, 6, 6)).astype(float)  # 3 levels: ties at the median
+    check_against_brute(heat, masks)
+
+
+def test_more_than_half_tied_at_the_maximum_keeps_nothing() -> None:
+    heat = np.zeros((1, 4, 4))
+    heat[0, 0, :3] = -1.0  # 13 of 16 pixels share the maximum 0: element 8 is 0
+    mask = np.ones((1, 4, 4))
+    assert ciou_per_sample(heat, mask)[0] == 0.0
+    check_against_brute(heat, mask)
+
+
+def test_constant_heatmap_scores_zero() -> None:
+    masks = np.ones((2, 5, 5))
+    masks[1, :2] = 0.0
+    heat = np.full((2, 5, 5), 3.0)
+    np.testing.assert_array_equal(ciou_per_sample(heat, masks), [0.0, 0.0])
+    assert localization_metrics(heat, masks) == {"cIoU": 0.0, "AUC": pytest.approx(0.05 / 2), "mean_cIoU": 0.0}
+
+
+def test_single_sample_and_single_pixel() -> None:
+    rng = np.random.default_rng(3)
+    masks = random_soft_masks(rng, 1, 5, 4)
+    check_against_brute(rng.normal(size=(1, 5, 4)), masks)
+    # a 1x1 map keeps nothing (no pixel is strictly above the only one)
+    assert ciou_per_sample([[[5.0]]], [[[1.0]]])[0] == 0.0
+
+
+def test_perfect_heatmap() -> None:
+    mask = np.zeros((1, 4, 4))
+    mask[0, 2:] = 1.0  # exactly 8 pixels: the kept half is at most 7 of them (strict rule)
+    heat = mask + 0.01 * np.arange(16).reshape(1, 4, 4)
+    assert ciou_per_sample(heat, mask)[0] == pytest.approx(7 / 8)
+    check_against_brute(heat, mask)
+
+
+def test_bool_and_integer_inputs_are_accepted() -> None:
+    mask = np.zeros((1, 4, 4), dtype=bool)
+    mask[0, 3] = True
+    heat = np.arange(16).reshape(1, 4, 4)  # int heatmap
+    check_against_brute(heat.astype(float), mask.astype(float))
+    assert ciou_per_sample(heat, mask)[0] == pytest.approx(4 / 7)  # keeps 9..15: all of row 3
+
+
+# ----------------------------------------------------------------------------- resize path
+@pytest.mark.parametrize(("small", "big"), [((4, 4), (8, 8)), ((5, 7), (12, 9)), ((9, 10), (6, 4))])
+def test_heatmaps_are_resized_bilinearly_to_the_mask_size(small: tuple, big: tuple) -> None:
+    rng = np.random.default_rng(sum(small) + sum(big))
+    n = 3
+    heat = rng.normal(size=(n, *small))
+    masks = random_soft_masks(rng, n, *big)
+    ref = np.stack([bilinear_half_pixel(h, *big) for h in heat])
+    direct = F.interpolate(
+        torch.from_numpy(heat)[:, None], size=big, mode="bilinear", align_corners=False
+    )[:, 0].numpy()
+    np.testing.assert_allclose(direct, ref, rtol=0, atol=1e-12)  # the documented resize
+    got = ciou_per_sample(heat, masks)
+    np.testing.assert_array_equal(got, ciou_per_sample(direct, masks))
+    np.testing.assert_allclose(got, [brute_ciou(h, m) for h, m in zip(ref, masks)], rtol=0, atol=1e-12)
+
+
+def test_same_size_is_not_resized() -> None:
+    rng = np.random.default_rng(7)
+    masks = random_soft_masks(rng, 2, 6, 6)
+    heat = rng.normal(size=(2, 6, 6))
+    np.testing.assert_allclose(
+        ciou_per_sample(heat, masks), [brute_ciou(h, m) for h, m in zip(heat, masks)], rtol=0, atol=1e-12
+    )
+
+
+# ----------------------------------------------------------------------------- empty masks
+def test_empty_mask_is_refused_naming_the_sample() -> None:
+    masks = np.ones((3, 4, 4))
+    masks[2] = 0.0
+    with pytest.raises(InputError) as err:
+        localization_metrics(np.random.default_rng(0).normal(size=(3, 4, 4)), masks, source="gt.npz")
+    assert err.value.field == "masks" and "sample 2" in err.value.problem and "empty" in err.value.problem
+
+
+def test_empty_mask_zero_option_scores_zero() -> None:
+    masks = np.ones((2, 4, 4))
+    masks[1] = 0.0
+    heat = np.arange(32, dtype=float).reshape(2, 4, 4)
+    got = ciou_per_sample(heat, masks, empty_mask="zero")
+    assert got[0] == pytest.approx(brute_ciou(heat[0], masks[0]))
+    assert got[1] == 0.0
+    # nothing kept and nothing to find: still 0, not NaN
+    assert ciou_per_sample(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)), empty_mask="zero")[0] == 0.0
+
+
+# ----------------------------------------------------------------------------- ground truth
+def test_consensus_map_hand_example() -> None:
+    boxes = [
+        [[0, 0, 4, 4]],  # annotator 0
+        [[2, 2, 6, 6]],  # annotator 1
+        [[2, 2, 4, 4], [3, 3, 5, 5]],  # annotator 2: overlapping boxes also add up (as LVS)
+    ]
+    g = consensus_map(boxes, size=(8, 8), box_scale=1.0)
+    assert g.shape == (8, 8) and g.dtype == np.float64
+    assert g[1, 1] == 0.5  # one box
+    assert g[2, 2] == 1.0  # three boxes, clipped
+    assert g[5, 5] == 0.5  # annotator 1 only
+    assert g[4, 4] == 1.0  # annotator 1 + annotator 2's second box
+    assert g[1, 4] == 0.0 and g[6, 6] == 0.0 and g[3, 6] == 0.0
+    assert g[0, 3] == 0.5 and g[0, 4] == 0.0  # end coordinate is exclusive
+    counts = brute_box_map([tuple(b) for ann in boxes for b in ann], 8, 8)
+    np.testing.assert_array_equal(g, np.minimum(counts / 2, 1.0))
+
+
+def test_consensus_map_default_scale_maps_256_to_224() -> None:
+    g = consensus_map([[[10, 20, 100, 50]]])  # floor(0.875 * v): x 8..86, y 17..42
+    assert g.shape == (224, 224)
+    expected = np.zeros((224, 224))
+    expected[17:43, 8:87] = 0.5
+    np.testing.assert_array_equal(g, expected)
+    full = consensus_map([[[0, 0, 256, 256]], [[0, 0, 256, 256]]])
+    assert (full == 1.0).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_consensus_map_random_boxes_vs_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(40 + seed)
+    h, w = 12, 15
+    scale = (w / 20, h / 16)
+    annotators = []
+    for _ in range(int(rng.integers(1, 4))):
+        boxes = []
+        for _ in range(int(rng.integers(0, 3))):
+            x1, y1 = rng.integers(0, 20), rng.integers(0, 16)
+            boxes.append([x1, y1, rng.integers(x1, 21), rng.integers(y1, 17)])
+        annotators.append(boxes)
+    px = [
+        (math.floor(x1 * scale[0]), math.floor(y1 * scale[1]), math.floor(x2 * scale[0]), math.floor(y2 * scale[1]))
+        for ann in annotators for x1, y1, x2, y2 in ann
+    ]
+    expected = np.minimum(brute_box_map(px, h, w) / 2, 1.0)
+    np.testing.assert_array_equal(consensus_map(annotators, size=(h, w), box_scale=scale), expected)
+    np.testing.assert_array_equal(
+        consensus_map(annotators, size=(h, w), box_scale=scale, full_agreement=1),
+        np.minimum(brute_box_map(px, h, w), 1.0),
+    )
+
+
+def test_box_mask_hand_example() -> None:
+    g = box_mask([[0.25, 0.5, 0.75, 1.0]], size=(4, 8))  # cols 2..5, rows 2..3
+    expected = np.zeros((4, 8))
+    expected[2:4, 2:6] = 1.0
+    np.testing.assert_array_equal(g, expected)
+    # union, not sum; a negative start is clipped to 0; values beyond 1 are clipped to the map
+    g2 = box_mask([[-0.1, 0.0, 0.5, 0.5], [0.25, 0.25, 0.5, 0.5], [0.875, 0.75, 1.2, 1.3]], size=(4, 8))
+    expected2 = np.zeros((4, 8))
+    expected2[0:2, 0:4] = 1.0
+    expected2[3:4, 7:8] = 1.0
+    np.testing.assert_array_equal(g2, expected2)
+    # zero-area boxes cover nothing; no boxes gives an empty map
+    assert box_mask([[0.26875, 1.0, 0.753125, 1.0]], size=(224, 224)).sum() == 0
+    assert box_mask([], size=(3, 3)).shape == (3, 3) and box_mask(np.zeros((0, 4))).sum() == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_box_mask_random_boxes_vs_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(60 + seed)
+    h, w = 224, 224
+    lo = rng.random((3, 2))
+    hi = lo + rng.random((3, 2)) * (1 - lo)
+    boxes = np.concatenate([lo, hi], axis=1)
+    px = [(int(w * x1), int(h * y1), int(w * x2), int(h * y2)) for x1, y1, x2, y2 in boxes]
+    h_small, w_small = 20, 31  # brute force on a small map with the same rule
+    px_small = [(int(w_small * x1), int(h_small * y1), int(w_small * x2), int(h_small * y2)) for x1, y1, x2, y2 in boxes]
+    np.testing.assert_array_equal(box_mask(boxes, size=(h_small, w_small)), np.minimum(brute_box_map(px_small, h_small, w_small), 1.0))
+    big = box_mask(boxes, size=(h, w))
+    for x1, y1, x2, y2 in px:  # every box is inside the union, corners included
+        if x2 > x1 and y2 > y1:
+            assert big[y1, x1] == 1.0 and big[y2 - 1, x2 - 1] == 1.0
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("args", "kwargs", "field", "needle"),
+    [
+        ((np.full((1, 4, 4), np.nan), np.ones((1, 4, 4))), {}, "heatmaps", "NaN"),
+        ((np.zeros((1, 4, 4)), np.full((1, 4, 4), np.nan)), {}, "masks", "NaN"),
+        ((np.zeros((1, 4, 4)), np.full((1, 4, 4), 1.5)), {}, "masks", "[0, 1]"),
+        ((np.zeros((1, 4, 4)), np.full((1, 4, 4), -0.1)), {}, "masks", "[0, 1]"),
+        ((np.zeros((4, 4)), np.ones((1, 4, 4))), {}, "heatmaps", "3-D"),
+        ((np.zeros((1, 4, 4)), np.ones((4, 4))), {}, "masks", "3-D"),
+        ((np.zeros((2, 4, 4)), np.ones((3, 4, 4))), {}, "heatmaps/masks", "count mismatch"),
+        ((np.zeros((0, 4, 4)), np.ones((0, 4, 4))), {}, "heatmaps", "at least 1"),
+        ((np.zeros((1, 0, 4)), np.ones((1, 4, 4))), {}, "heatmaps", "1x1"),
+        ((np.zeros((1, 4, 4)), np.ones((1, 4, 4))), {"empty_mask": "skip"}, "empty_mask", "'raise' or 'zero'"),
+        ((np.zeros((1, 4, 4), dtype=complex), np.ones((1, 4, 4))), {}, "heatmaps", "real"),
+    ],
+)
+def test_metric_errors(args: tuple, kwargs: dict, field: str, needle: str) -> None:
+    for fn in (ciou_per_sample, localization_metrics):
+        with pytest.raises(InputError) as err:
+            fn(*args, source="run.npz", **kwargs)
+        assert err.value.field == field
+        assert needle in err.value.problem
+        assert str(err.value).startswith(f"run.npz: {field}: ")
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "needle"),
+    [
+        (lambda: box_mask([[0.5, 0.1, 0.4, 0.2]], source="vggss.json"), "boxes", "x2 < x1"),
+        (lambda: box_mask([[0.1, 0.5, 0.4, 0.2]], source="vggss.json"), "boxes", "y2 < y1"),
+        (lambda: box_mask([[0.1, 0.2, 0.4]], source="vggss.json"), "boxes", "4 numbers"),
+        (lambda: box_mask([[0.1, 0.2, 0.4, 0.5], [0.1]], source="vggss.json"), "boxes", "4 numbers"),
+        (lambda: box_mask([[0.1, np.nan, 0.4, 0.5]], source="vggss.json"), "boxes", "NaN"),
+        (lambda: box_mask([[0.1, 0.2, 0.4, 0.5]], size=(0, 4), source="vggss.json"), "size", "positive"),
+        (lambda: box_mask([[0.1, 0.2, 0.4, 0.5]], size=5, source="vggss.json"), "size", "(H, W)"),
+        (lambda: consensus_map([[[0, 0, 4, 4]], [[-1, 0, 4, 4]]], source="a.xml"), "annotator 1 boxes", "negative"),
+        (lambda: consensus_map([[[5, 0, 4, 4]]], source="a.xml"), "annotator 0 boxes", "x2 < x1"),
+        (lambda: consensus_map([[[0, 0, 4, 4]]], box_scale=0.0, source="a.xml"), "box_scale", "positive"),
+        (lambda: consensus_map([[[0, 0, 4, 4]]], box_scale=(1, 2, 3), source="a.xml"), "box_scale", "scale"),
+        (lambda: consensus_map([[[0, 0, 4, 4]]], full_agreement=0, source="a.xml"), "full_agreement", "positive"),
+    ],
+)
+def test_ground_truth_errors(call, field: str, needle: str) -> None:
+    with pytest.raises(InputError) as err:
+        call()
+    assert err.value.field == field
+    assert needle in err.value.problem
+
+
+def test_metric_specs() -> None:
+    assert set(METRICS) == {"cIoU", "AUC", "mean_cIoU"}
+    for name, spec in METRICS.items():
+        assert isinstance(spec, MetricSpec) and spec.name == name and spec.higher_is_better
