@@ -63,6 +63,7 @@ __all__ = [
 AUC_THRESHOLDS: np.ndarray = 0.05 * np.arange(21)
 #: A sample counts as localized for ``cIoU`` when its cIoU is at least this.
 CIOU_THRESHOLD = 0.5
+_CHUNK = 64  # samples scored at once
 
 METRICS: dict[str, MetricSpec] = {
     "cIoU": MetricSpec("cIoU", True, "share of samples whose consensus IoU is >= 0.5 (LVS protocol)"),
@@ -236,19 +237,20 @@ def ciou_per_sample(
         )
 
     size = (gt.shape[1], gt.shape[2])
-    if hm.shape[1:] != size:
-        hm = _resize_bilinear(hm, size)
-    flat = hm.reshape(len(hm), -1)
-    g = gt.reshape(len(gt), -1)
-    k = flat.shape[1] // 2
-    threshold = np.partition(flat, k, axis=1)[:, k]  # element k of the ascending sort
-    b = flat > threshold[:, None]
-    inter = (b * g).sum(axis=1)
-    false_pos = (b & (g == 0)).sum(axis=1)
-    denom = mass + false_pos
-    ciou = np.zeros(len(g))
-    ok = denom > 0
-    ciou[ok] = inter[ok] / denom[ok]
+    ciou = np.zeros(len(gt))
+    for start in range(0, len(gt), _CHUNK):  # bounded temporaries for large test sets
+        sl = slice(start, start + _CHUNK)
+        hm_chunk = hm[sl] if hm.shape[1:] == size else _resize_bilinear(hm[sl], size)
+        flat = hm_chunk.reshape(len(hm_chunk), -1)
+        g = gt[sl].reshape(len(flat), -1)
+        k = flat.shape[1] // 2
+        threshold = np.partition(flat, k, axis=1)[:, k]  # element k of the ascending sort
+        b = flat > threshold[:, None]
+        inter = (b * g).sum(axis=1)
+        false_pos = (b & (g == 0)).sum(axis=1)
+        denom = mass[sl] + false_pos
+        # denom == 0 only for an empty mask with nothing kept (empty_mask="zero"): cIoU 0
+        ciou[sl] = np.divide(inter, denom, out=np.zeros(len(flat)), where=denom > 0)
     return ciou
 
 

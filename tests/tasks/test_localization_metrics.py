@@ -152,6 +152,15 @@ def test_heatmaps_with_ties(seed: int) -> None:
     check_against_brute(heat, masks)
 
 
+def test_many_samples_across_internal_chunks() -> None:
+    rng = np.random.default_rng(99)
+    masks = random_soft_masks(rng, 150, 4, 5)
+    check_against_brute(rng.integers(0, 6, size=(150, 4, 5)).astype(float), masks)
+    small = rng.normal(size=(150, 3, 3))  # resize path, chunked too
+    direct = F.interpolate(torch.from_numpy(small)[:, None], size=(4, 5), mode="bilinear", align_corners=False)[:, 0]
+    np.testing.assert_array_equal(ciou_per_sample(small, masks), ciou_per_sample(direct.numpy(), masks))
+
+
 def test_more_than_half_tied_at_the_maximum_keeps_nothing() -> None:
     heat = np.zeros((1, 4, 4))
     heat[0, 0, :3] = -1.0  # 13 of 16 pixels share the maximum 0: element 8 is 0
