@@ -16,7 +16,7 @@ Flickr-SoundNet, :func:`box_mask` for VGG-SS). Per sample ``n``:
    soft credit for the kept pixels, divided by the ground-truth mass plus the kept pixels
    that fall outside every box.
 
-Summaries (:func:`localization_metrics`): ``cIoU`` is the share of samples with
+Summaries (:func:`localization_metrics`, or :func:`summarize_ciou` on per-sample values): ``cIoU`` is the share of samples with
 ``cIoU_n >= 0.5``; ``AUC`` is the trapezoid area under ``x -> mean(cIoU_n >= x)`` sampled at
 ``x = 0.05 * i``, ``i = 0..20`` (what ``sklearn.metrics.auc`` returns on that curve);
 ``mean_cIoU`` is the plain mean of ``cIoU_n``.
@@ -57,6 +57,7 @@ __all__ = [
     "ciou_per_sample",
     "consensus_map",
     "localization_metrics",
+    "summarize_ciou",
 ]
 
 #: The cIoU thresholds of the success curve whose area is ``AUC`` (0, 0.05, ..., 1.0).
@@ -266,9 +267,26 @@ def localization_metrics(
     Arguments as :func:`ciou_per_sample`. Returns Python floats in ``[0, 1]``.
     """
     ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, source=source)
-    success = (ciou[:, None] >= AUC_THRESHOLDS[None, :]).mean(axis=0)
+    return summarize_ciou(ciou, source=source)
+
+
+def summarize_ciou(ciou: object, *, source: str = "input") -> dict[str, float]:
+    """``cIoU``, ``AUC`` and ``mean_cIoU`` from per-sample cIoU values.
+
+    Lets a caller score a large test set batch by batch with :func:`ciou_per_sample`
+    (bounding memory) and summarize the concatenated values once.
+
+    Args:
+        ciou: ``(N,)`` per-sample cIoU values in ``[0, 1]``.
+        source: name of the file / producer, used in error messages.
+    """
+    c = check_array(ciou, source, "ciou", ndim=1, kind="float")
+    if ((c < 0) | (c > 1)).any():
+        i = int(np.flatnonzero((c < 0) | (c > 1))[0])
+        raise InputError(source, "ciou", f"values must lie in [0, 1], got {c[i]} at index {i}")
+    success = (c[:, None] >= AUC_THRESHOLDS[None, :]).mean(axis=0)
     return {
-        "cIoU": float(np.mean(ciou >= CIOU_THRESHOLD)),
+        "cIoU": float(np.mean(c >= CIOU_THRESHOLD)),
         "AUC": float(np.trapezoid(success, AUC_THRESHOLDS)),
-        "mean_cIoU": float(np.mean(ciou)),
+        "mean_cIoU": float(np.mean(c)),
     }

@@ -17,6 +17,7 @@ from tasks.localization.metrics import (
     ciou_per_sample,
     consensus_map,
     localization_metrics,
+    summarize_ciou,
 )
 
 
@@ -381,6 +382,24 @@ def test_ground_truth_errors(call, field: str, needle: str) -> None:
         call()
     assert err.value.field == field
     assert needle in err.value.problem
+
+
+def test_summarize_ciou_batches_equal_one_call() -> None:
+    rng = np.random.default_rng(5)
+    masks = random_soft_masks(rng, 9, 6, 6)
+    heat = rng.normal(size=(9, 6, 6)) + masks
+    batched = np.concatenate([ciou_per_sample(heat[:4], masks[:4]), ciou_per_sample(heat[4:], masks[4:])])
+    assert summarize_ciou(batched) == localization_metrics(heat, masks)
+    assert summarize_ciou([0.5, 0.2]) == {"cIoU": 0.5, "AUC": pytest.approx(brute_auc([0.5, 0.2])), "mean_cIoU": 0.35}
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"), [([0.2, np.nan], "NaN"), ([0.2, 1.5], "[0, 1]"), ([], "at least 1"), ([[0.2]], "1-D")]
+)
+def test_summarize_ciou_errors(values: list, needle: str) -> None:
+    with pytest.raises(InputError) as err:
+        summarize_ciou(np.array(values, dtype=float), source="ciou.npz")
+    assert err.value.field == "ciou" and needle in err.value.problem
 
 
 def test_metric_specs() -> None:
