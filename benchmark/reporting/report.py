@@ -1,0 +1,499 @@
+"""Report files (Markdown, LaTeX, CSV, self-contained HTML) from stored result records.
+
+Every format shows the same content, grouped by task family and dataset (see
+:func:`~benchmark.reporting.tables.build_blocks`): our models with mean ± std over seeds,
+their tied rank, and beside them the surveyed Table 1 rows of the same family and metric,
+each flagged ``direct`` (same dataset) or ``reference`` (different dataset, not directly
+comparable). Output is deterministic: the same records give byte-identical files (no
+timestamps other than those stored in the records; plots carry no date metadata).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from ..errors import ConfigError, InputError
+from .records import load_surveyed
+from .tables import (
+    COMPARABILITY_DIRECT,
+    NOT_COMPARABLE_NOTE,
+    Block,
+    block_legend,
+    blocks_from_records,
+    format_mean_std,
+    metric_unit,
+    our_table_rows,
+    surveyed_table_rows,
+)
+
+__all__ = ["FORMATS", "CSV_COLUMNS", "latex_escape", "render_report", "write_report"]
+
+FORMATS: tuple[str, ...] = ("md", "latex", "csv", "html")
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "source",
+    "task",
+    "dataset",
+    "model",
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "rank",
+    "higher_is_better",
+    "reference",
+    "learning",
+    "encoder",
+    "objective",
+    "paper",
+    "surveyed_dataset",
+    "surveyed_dataset_id",
+    "metric_as_printed",
+    "value_as_printed",
+    "unit",
+    "value_normalized",
+    "comparability",
+)
+
+TITLE = "avcl-bench results"
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "–": "--",
+    "—": "---",
+}
+
+
+def latex_escape(text: object) -> str:
+    """Escape LaTeX special characters (``\\ & % $ # _ { } ~ ^ < >``) in ``text``."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _provenance_line(records: Sequence[Mapping[str, Any]]) -> str:
+    versions = sorted({str(r["provenance"].get("suite_version", "unknown")) for r in records})
+    return f"{len(records)} result record(s); suite version(s): {', '.join(versions)}."
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+    out = [f"# {TITLE}", "", _provenance_line(records), ""]
+    family = None
+    for block in blocks:
+        if block.family != family:
+            family = block.family
+            out += [f"## {family}", ""]
+        out += [f"### {family} on {block.dataset}", "", block_legend(block), ""]
+        header, body = our_table_rows(block)
+        for row, model in zip(body, block.models):
+            for j, metric in enumerate(block.metrics):
+                if model in block.best(metric):
+                    row[6 + j] = f"**{row[6 + j]}**"
+        out.append(tabulate([[_md_escape(c) for c in r] for r in body], headers=[_md_escape(h) for h in header],
+                            tablefmt="github", disable_numparse=True))
+        out.append("")
+        if with_surveyed:
+            out += _md_surveyed(block)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_surveyed(block: Block) -> list[str]:
+    title = f"#### Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})"
+    if block.surveyed.empty:
+        return [title, "", "No surveyed rows for these metrics.", ""]
+    header, body = surveyed_table_rows(block)
+    table = tabulate([[_md_escape(c) for c in r] for r in body], headers=header, tablefmt="github",
+                     disable_numparse=True)
+    return [title, "", table, "", f"> {NOT_COMPARABLE_NOTE}", ""]
+
+
+# ----------------------------------------------------------------------------- latex
+
+
+def _latex_header(metric: str, higher: bool) -> str:
+    unit = metric_unit(metric)
+    arrow = r"$\uparrow$" if higher else r"$\downarrow$"
+    return f"{latex_escape(metric)} {arrow}" + (f" [{latex_escape(unit)}]" if unit else "")
+
+
+def _latex_tabular(header: list[str], body: list[list[str]], align: str) -> list[str]:
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in body]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return lines
+
+
+def _render_latex(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+    out = [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage[margin=1.5cm,landscape]{geometry}",
+        r"\usepackage{booktabs}",
+        r"\begin{document}",
+        rf"\section*{{{latex_escape(TITLE)}}}",
+        latex_escape(_provenance_line(records)),
+        "",
+    ]
+    family = None
+    for block in blocks:
+        if block.family != family:
+            family = block.family
+            out += [rf"\subsection*{{{latex_escape(family)}}}", ""]
+        out += [rf"\subsubsection*{{{latex_escape(family)} on {latex_escape(block.dataset)}}}",
+                latex_escape(block_legend(block)) + " Best non-reference value per column in bold.", ""]
+        header = [latex_escape(f"rank ({block.primary_metric})"), "model", "encoder", "objective", "learning", "n"]
+        header += [_latex_header(m, block.directions[m]) for m in block.metrics]
+        _, plain = our_table_rows(block)
+        body = []
+        for row, model in zip(plain, block.models):
+            cells = [latex_escape(c) for c in row[:6]]
+            for m in block.metrics:
+                c = block.cell(model, m)
+                if c is None:
+                    cells.append("--")
+                    continue
+                mean = f"{float(c['mean']):.3f}"
+                if model in block.best(m):
+                    mean = rf"\textbf{{{mean}}}"
+                cells.append(mean + (rf" $\pm$ {float(c['std']):.3f}" if int(c["n"]) >= 2 else ""))
+            body.append(cells)
+        out += [r"\begin{center}", r"\small"]
+        out += _latex_tabular(header, body, "llllll" + "r" * len(block.metrics))
+        out += [r"\end{center}", ""]
+        if with_surveyed:
+            title = latex_escape(f"Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})")
+            out += [rf"\paragraph{{{title}}}"]
+            if block.surveyed.empty:
+                out += ["No surveyed rows for these metrics.", ""]
+            else:
+                sh, sb = surveyed_table_rows(block)
+                out += [r"\begin{center}", r"\small"]
+                out += _latex_tabular([latex_escape(h) for h in sh], [[latex_escape(c) for c in r] for r in sb],
+                                      "lllrlrl")
+                out += [r"\end{center}", latex_escape(NOT_COMPARABLE_NOTE), ""]
+    out += [r"\end{document}"]
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------- csv
+
+
+def _render_csv(blocks: list[Block], with_surveyed: bool) -> str:
+    rows: list[dict[str, Any]] = []
+    for block in blocks:
+        for _, r in block.rows.iterrows():
+            rows.append({
+                "source": "ours", "task": r["task"], "dataset": r["dataset"], "model": r["model"],
+                "metric": r["metric"], "mean": r["mean"], "std": r["std"], "n": int(r["n"]),
+                "ci_low": r["ci_low"], "ci_high": r["ci_high"], "ci_method": r["ci_method"], "rank": r["rank"],
+                "higher_is_better": bool(r["higher_is_better"]), "reference": bool(r["reference"]),
+                "learning": r["learning"], "encoder": r["encoder"], "objective": r["objective"],
+            })
+        if with_surveyed:
+            for _, s in block.surveyed.iterrows():
+                rows.append({
+                    "source": "surveyed", "task": block.family, "dataset": block.dataset, "metric": s["our_metrics"],
+                    "paper": s["paper"], "surveyed_dataset": s["dataset"], "surveyed_dataset_id": s["dataset_id"],
+                    "metric_as_printed": s["metric"], "value_as_printed": s["value_text"], "unit": s["unit"],
+                    "value_normalized": s["value_normalized"], "comparability": s["comparability"],
+                })
+    frame = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
+    return frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")
+
+
+# ----------------------------------------------------------------------------- html
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { border-bottom: 2px solid #444; }
+h2 { margin-top: 2em; border-bottom: 1px solid #aaa; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
+th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: 0.25em 0.7em; text-align: left; }
+thead th { border-top: 2px solid #222; border-bottom: 1.5px solid #222; background: #f4f4f4; }
+table.sortable thead th { cursor: pointer; user-select: none; }
+table.sortable thead th[aria-sort="ascending"]::after { content: " \\25B2"; }
+table.sortable thead th[aria-sort="descending"]::after { content: " \\25BC"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.best { font-weight: bold; }
+tr.ref td { color: #666; font-style: italic; }
+tr.direct td { background: #eef7ee; }
+p.note { background: #fff6e0; border-left: 4px solid #e0a000; padding: 0.4em 0.8em; }
+p.legend { color: #444; font-size: 0.9em; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; }
+"""
+
+_JS = """
+(function () {
+  "use strict";
+  function sortKey(cell) {
+    var raw = cell.getAttribute("data-sort");
+    if (raw === null) { raw = cell.textContent.trim(); }
+    var num = parseFloat(raw);
+    if (raw !== "" && !isNaN(num) && isFinite(raw)) { return { num: true, value: num }; }
+    return { num: false, value: raw.toLowerCase() };
+  }
+  function compare(a, b) {
+    if (a.num && b.num) { return a.value - b.value; }
+    if (a.num !== b.num) { return a.num ? -1 : 1; }
+    return a.value < b.value ? -1 : (a.value > b.value ? 1 : 0);
+  }
+  function sortTable(table, column, th) {
+    var body = table.tBodies[0];
+    var ascending = th.getAttribute("aria-sort") !== "ascending";
+    var rows = Array.prototype.slice.call(body.rows).map(function (row, index) {
+      return { row: row, index: index, key: sortKey(row.cells[column]) };
+    });
+    rows.sort(function (x, y) {
+      var c = compare(x.key, y.key);
+      if (c === 0) { return x.index - y.index; }
+      return ascending ? c : -c;
+    });
+    rows.forEach(function (item) { body.appendChild(item.row); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (cell) { cell.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  }
+  var tables = document.querySelectorAll("table.sortable");
+  Array.prototype.forEach.call(tables, function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, column) {
+      th.title = "click to sort";
+      th.addEventListener("click", function () { sortTable(table, column, th); });
+    });
+  });
+  document.body.setAttribute("data-sortable", "ready:" + tables.length);
+})();
+"""
+
+
+def _plot_block(block: Block) -> str:
+    """Bar chart (one panel per metric) of our models with CI error bars, surveyed values as lines.
+
+    Returns a base64 PNG. Built with the object-oriented Agg API (no pyplot state) and
+    saved without metadata so that the bytes depend only on the data.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    n = len(block.metrics)
+    fig = Figure(figsize=(max(4.2 * n, 6.0), 4.6), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    colors = ["#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e"]
+    for ax, metric in zip(axes, block.metrics):
+        means, lows, highs, names, refs = [], [], [], [], []
+        for model in block.models:
+            c = block.cell(model, metric)
+            if c is None:
+                continue
+            mean = float(c["mean"])
+            lo, hi = float(c["ci_low"]), float(c["ci_high"])
+            means.append(mean)
+            lows.append(0.0 if math.isnan(lo) else mean - lo)
+            highs.append(0.0 if math.isnan(hi) else hi - mean)
+            names.append(model)
+            refs.append(bool(c["reference"]))
+        xs = list(range(len(names)))
+        bars = ax.bar(xs, means, color=["#cccccc" if r else "#1f77b4" for r in refs],
+                      edgecolor="#333333", linewidth=0.6)
+        for bar, r in zip(bars, refs):
+            if r:
+                bar.set_hatch("//")
+        ax.errorbar(xs, means, yerr=[lows, highs], fmt="none", ecolor="#000000", capsize=3, linewidth=1)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(names, rotation=40, ha="right", fontsize=7)
+        unit = metric_unit(metric)
+        direction = "higher is better" if block.directions[metric] else "lower is better"
+        ax.set_title(f"{metric} ({direction})", fontsize=9)
+        ax.set_ylabel(f"{metric} [{unit}]" if unit else metric, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        handles = []
+        surveyed = block.surveyed[[metric in str(m).split(", ") for m in block.surveyed["our_metrics"]]] \
+            if not block.surveyed.empty else block.surveyed
+        for k, (_, s) in enumerate(surveyed.iterrows()):
+            v = s["value_normalized"]
+            if pd.isna(v):
+                continue
+            direct = s["comparability"] == COMPARABILITY_DIRECT
+            color = colors[k % len(colors)]
+            style = "-" if direct else "--"
+            ax.axhline(float(v), color=color, linestyle=style, linewidth=1)
+            label = f"{s['paper']} ({s['dataset']}{'' if direct else ', not comparable'})"
+            handles.append(Line2D([0], [0], color=color, linestyle=style, label=label))
+        if handles:
+            ax.legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.32),
+                      title="surveyed Table 1 (dashed: different dataset)", title_fontsize=6, frameon=False)
+    fig.suptitle(f"{block.family} on {block.dataset}: mean with 95% CI (hatched: reference rows)", fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _num(value: float) -> str:
+    return "" if math.isnan(value) else repr(float(value))
+
+
+def _html_our_table(block: Block) -> list[str]:
+    header, body = our_table_rows(block)
+    out = ['<table class="sortable ours">', "<thead><tr>"]
+    out += [f"<th>{html.escape(h)}</th>" for h in header]
+    out += ["</tr></thead>", "<tbody>"]
+    for row, model in zip(body, block.models):
+        info = block.model_info(model)
+        cls = ' class="ref"' if bool(info["reference"]) else ""
+        primary = block.cell(model, block.primary_metric)
+        rank_sort = "" if primary is None else str(primary["rank"]).rstrip("=")
+        rank_sort = rank_sort if rank_sort.isdigit() else "1e9"
+        cells = [f'<td class="num" data-sort="{rank_sort}">{html.escape(row[0])}</td>']
+        cells += [f"<td>{html.escape(c)}</td>" for c in row[1:5]]
+        cells.append(f'<td class="num">{html.escape(row[5])}</td>')
+        for j, m in enumerate(block.metrics):
+            c = block.cell(model, m)
+            if c is None:
+                cells.append('<td class="num" data-sort="">-</td>')
+                continue
+            best = " best" if model in block.best(m) else ""
+            lo, hi = float(c["ci_low"]), float(c["ci_high"])
+            ci = "no interval" if math.isnan(lo) else f"95% CI [{lo:.4f}, {hi:.4f}] ({c['ci_method']})"
+            cells.append(f'<td class="num{best}" data-sort="{_num(float(c["mean"]))}" title="{html.escape(ci)}">'
+                         f"{html.escape(row[6 + j])}</td>")
+        out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return out
+
+
+def _html_surveyed(block: Block) -> list[str]:
+    title = f"Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})"
+    out = [f"<h4>{html.escape(title)}</h4>"]
+    if block.surveyed.empty:
+        return out + ["<p>No surveyed rows for these metrics.</p>"]
+    header, body = surveyed_table_rows(block)
+    out += ['<table class="sortable surveyed">', "<thead><tr>"]
+    out += [f"<th>{html.escape(h)}</th>" for h in header]
+    out += ["</tr></thead>", "<tbody>"]
+    for (_, s), row in zip(block.surveyed.iterrows(), body):
+        cls = ' class="direct"' if s["comparability"] == COMPARABILITY_DIRECT else ""
+        v = s["value_normalized"]
+        cells = [f"<td>{html.escape(c)}</td>" for c in row[:5]]
+        cells.append(f'<td class="num" data-sort="{"" if pd.isna(v) else _num(float(v))}">{html.escape(row[5])}</td>')
+        cells.append(f"<td>{html.escape(row[6])}</td>")
+        out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    out += ["</tbody>", "</table>", f'<p class="note">{html.escape(NOT_COMPARABLE_NOTE)}</p>']
+    return out
+
+
+def _render_html(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(TITLE)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(TITLE)}</h1>",
+        f"<p>{html.escape(_provenance_line(records))} Click a table header to sort; hover a value for its "
+        "95% confidence interval.</p>",
+    ]
+    family = None
+    for i, block in enumerate(blocks):
+        if block.family != family:
+            family = block.family
+            out.append(f"<h2>{html.escape(family)}</h2>")
+        out.append(f'<section id="block-{i}">')
+        out.append(f"<h3>{html.escape(block.family)} on {html.escape(block.dataset)}</h3>")
+        out.append(f'<p class="legend">{html.escape(block_legend(block))} Bold: best non-reference value.</p>')
+        png = _plot_block(block)
+        alt = f"bar chart of {block.family} on {block.dataset}"
+        out.append(f'<figure><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}"></figure>')
+        out += _html_our_table(block)
+        if with_surveyed:
+            out += _html_surveyed(block)
+        out.append("</section>")
+    out += [f"<script>{_JS}</script>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def render_report(
+    records: Iterable[Mapping[str, Any]],
+    surveyed: pd.DataFrame | str | Path | None,
+    fmt: str,
+    *,
+    tasks: Sequence[str] | None = None,
+) -> str:
+    """The report text in format ``fmt`` (``md``, ``latex``, ``csv`` or ``html``).
+
+    ``surveyed`` is the long-form Table 1 (a DataFrame from
+    :func:`~benchmark.reporting.records.load_surveyed`, a path to it, or ``None`` to
+    leave the surveyed rows out).
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
+    records = list(records)
+    if isinstance(surveyed, (str, Path)):
+        surveyed = load_surveyed(surveyed)
+    blocks = blocks_from_records(records, surveyed, tasks=tasks)
+    with_surveyed = surveyed is not None
+    if fmt == "md":
+        return _render_md(blocks, records, with_surveyed)
+    if fmt == "latex":
+        return _render_latex(blocks, records, with_surveyed)
+    if fmt == "csv":
+        return _render_csv(blocks, with_surveyed)
+    return _render_html(blocks, records, with_surveyed)
+
+
+def write_report(
+    records: Iterable[Mapping[str, Any]],
+    surveyed: pd.DataFrame | str | Path | None,
+    fmt: str,
+    out_path: str | Path,
+    *,
+    tasks: Sequence[str] | None = None,
+) -> Path:
+    """Write :func:`render_report` to ``out_path`` (parent folders are created); returns the path."""
+    text = render_report(records, surveyed, fmt, tasks=tasks)
+    out = Path(out_path)
+    if out.exists() and out.is_dir():
+        raise InputError(out, None, "is a folder; give a file path for the report")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8", newline="\n")
+    except OSError as e:
+        raise InputError(out, None, f"cannot write report ({e.__class__.__name__}: {e})") from None
+    return out

@@ -1,0 +1,435 @@
+"""Aggregated result tables: per-model summaries, table blocks per task family, console view.
+
+The pipeline every output format shares is::
+
+    records --records_frame--> tidy rows --aggregate--> one row per (model, task, dataset,
+    metric) with mean / std / CI / tied rank --build_blocks--> one block per (task family,
+    dataset) with our models and the surveyed Table 1 rows of the same family and metric.
+
+Our values are reported on the suite's scale (fractions in [0, 1] for mAP / recall /
+accuracy / AUC / cIoU / MRR, dB for separation). Surveyed rows keep the value as printed
+in the survey and add ``value_normalized`` (the same number on our scale).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from ..errors import InputError, UnknownNameError
+from .records import canonical_dataset_id, metric_matches_key, records_frame
+from .stats import CI_NONE, Summary, rank_with_ties, summarize
+
+__all__ = [
+    "AGGREGATE_COLUMNS",
+    "COMPARABILITY_DIRECT",
+    "COMPARABILITY_REFERENCE",
+    "FAMILY_ORDER",
+    "HEADLINE_METRICS",
+    "NOT_COMPARABLE_NOTE",
+    "Block",
+    "aggregate",
+    "build_blocks",
+    "console_table",
+    "family_sort_key",
+    "format_mean_std",
+    "metric_header",
+    "metric_unit",
+    "surveyed_for",
+]
+
+#: Task families in the order tables show them; other task names follow alphabetically.
+FAMILY_ORDER: tuple[str, ...] = (
+    "retrieval",
+    "classification",
+    "separation",
+    "localization",
+    "event_localization",
+    "generation",
+)
+
+#: Metrics shown by default for each family (only those present in the records are shown).
+HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("mAP", "mAP_a2v", "mAP_v2a", "R@10_a2v"),
+    "classification": ("ACC", "macro_F1"),
+    "separation": ("SDR", "SIR", "SAR", "NSDR"),
+    "localization": ("cIoU", "AUC"),
+    "event_localization": ("ACC",),
+    "generation": ("FD", "KID", "MRR"),
+}
+
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "model",
+    "task",
+    "dataset",
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "rank",
+    "higher_is_better",
+    "reference",
+    "learning",
+    "encoder",
+    "objective",
+)
+
+COMPARABILITY_DIRECT = "direct"
+COMPARABILITY_REFERENCE = "reference (different dataset - not directly comparable)"
+NOT_COMPARABLE_NOTE = (
+    "Surveyed rows on a different dataset than ours are NOT directly comparable "
+    "(different data, splits, encoders and protocols); they are shown for orientation only."
+)
+REFERENCE_RANK = "ref"
+
+_DB_METRICS = ("SDR", "SIR", "SAR", "NSDR", "SI-SDR", "SISDR")
+_FRACTION_METRICS = ("mAP", "ACC", "AUC", "cIoU", "MRR", "macro_F1", "micro_F1", "F1")
+
+
+def family_sort_key(task: str) -> tuple[int, str]:
+    """Sort key putting known families in :data:`FAMILY_ORDER`, others after, by name."""
+    if task in FAMILY_ORDER:
+        return (FAMILY_ORDER.index(task), "")
+    return (len(FAMILY_ORDER), task)
+
+
+def metric_unit(metric: str) -> str:
+    """Unit of one of our metrics: ``"0-1"`` (fraction), ``"dB"``, ``"rank"`` or ``""``."""
+    base = metric.split("_")[0]
+    if base in _DB_METRICS:
+        return "dB"
+    if metric in _FRACTION_METRICS or base in _FRACTION_METRICS or base.startswith("R@"):
+        return "0-1"
+    if base.startswith("MedR") or base.startswith("MeanR"):
+        return "rank"
+    return ""
+
+
+def metric_header(metric: str, higher_is_better: bool | None) -> str:
+    """Column header such as ``"mAP ↑ [0-1]"`` (direction arrow and unit)."""
+    arrow = "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
+    unit = metric_unit(metric)
+    return f"{metric}{arrow}" + (f" [{unit}]" if unit else "")
+
+
+def format_mean_std(mean: float, std: float, n: int, *, pm: str = "±") -> str:
+    """``"0.612 ± 0.013"`` (std only when there are at least two seeds)."""
+    if n >= 2:
+        return f"{mean:.3f} {pm} {std:.3f}"
+    return f"{mean:.3f}"
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def _check_consistent(frame: pd.DataFrame, by: list[str], column: str, what: str) -> None:
+    counts = frame.groupby(by, sort=True)[column].nunique()
+    bad = counts[counts > 1]
+    if not bad.empty:
+        key = bad.index[0]
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{b}={k}" for b, k in zip(by, key))
+        raise InputError("records", column, f"{what} disagrees between records ({where})")
+
+
+def aggregate(
+    frame: pd.DataFrame, *, confidence: float = 0.95, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Summarise a :func:`~benchmark.reporting.records.records_frame` per (model, task, dataset, metric).
+
+    ``mean`` / ``std`` are over seeds; the interval is a t-interval over seeds (>= 2
+    seeds) or a bootstrap over test items (one seed with per-item values), see
+    :func:`~benchmark.reporting.stats.summarize`. ``rank`` is the tied competition rank
+    within (task, dataset, metric) among non-reference models
+    (:func:`~benchmark.reporting.stats.rank_with_ties`); reference rows get ``"ref"``.
+    """
+    missing = [c for c in ("model", "task", "dataset", "seed", "metric", "value", "higher_is_better") if c not in frame]
+    if missing:
+        raise InputError("records frame", missing[0], "missing column")
+    if frame.empty:
+        return pd.DataFrame(columns=list(AGGREGATE_COLUMNS))
+    _check_consistent(frame, ["task", "metric"], "higher_is_better", "metric direction")
+    for col in ("reference", "learning", "encoder", "objective"):
+        _check_consistent(frame, ["model"], col, f"model_info ({col})")
+    rows: list[dict[str, Any]] = []
+    for (task, dataset, model, metric), g in frame.groupby(["task", "dataset", "model", "metric"], sort=True):
+        g = g.sort_values("seed", kind="mergesort")
+        items = None
+        statistic = "mean"
+        if len(g) == 1 and "item_values" in g and g["item_values"].iloc[0] is not None:
+            items = g["item_values"].iloc[0]
+            statistic = g["item_statistic"].iloc[0] or "mean"
+        s = summarize(
+            g["value"].tolist(), items, confidence=confidence, n_boot=n_boot, seed=seed,
+            item_statistic=statistic, source=f"{model}/{task}/{dataset}/{metric}",
+        )
+        first = g.iloc[0]
+        rows.append(
+            {
+                "model": model,
+                "task": task,
+                "dataset": dataset,
+                "metric": metric,
+                "mean": s.mean,
+                "std": s.std,
+                "n": s.n,
+                "ci_low": s.ci_low,
+                "ci_high": s.ci_high,
+                "ci_method": s.ci_method,
+                "rank": REFERENCE_RANK,
+                "higher_is_better": bool(first["higher_is_better"]),
+                "reference": bool(first.get("reference", False)),
+                "learning": first.get("learning", ""),
+                "encoder": first.get("encoder", ""),
+                "objective": first.get("objective", ""),
+            }
+        )
+    agg = pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
+    for _, idx in agg.groupby(["task", "dataset", "metric"], sort=True).groups.items():
+        part = agg.loc[idx]
+        ranked = part[~part["reference"]]
+        if ranked.empty:
+            continue
+        summaries = [_summary_of(r) for _, r in ranked.iterrows()]
+        agg.loc[ranked.index, "rank"] = rank_with_ties(summaries, bool(ranked["higher_is_better"].iloc[0]))
+    agg["_fam"] = agg["task"].map(family_sort_key)
+    agg = agg.sort_values(["_fam", "dataset", "metric", "model"], kind="mergesort").drop(columns="_fam")
+    return agg.reset_index(drop=True)
+
+
+def _summary_of(row: Mapping[str, Any]) -> Summary:
+    return Summary(
+        float(row["mean"]), float(row["std"]), int(row["n"]),
+        float(row["ci_low"]), float(row["ci_high"]), str(row["ci_method"]),
+    )
+
+
+def rank_position(rank: str) -> float:
+    """Numeric position of a rank string (``"2="`` -> 2); reference rows sort last."""
+    text = str(rank).rstrip("=")
+    return float(text) if text.isdigit() else math.inf
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def surveyed_for(surveyed: pd.DataFrame | None, family: str, metrics: Sequence[str], dataset: str) -> pd.DataFrame:
+    """Surveyed rows of ``family`` whose ``metric_key`` matches one of ``metrics``.
+
+    Adds ``comparability`` (:data:`COMPARABILITY_DIRECT` when the row's ``dataset_id``
+    is our ``dataset``'s canonical id, else :data:`COMPARABILITY_REFERENCE`) and
+    ``our_metrics`` (which of our metric columns it corresponds to). Direct rows first,
+    otherwise Table 1 order.
+    """
+    cols = ["paper", "dataset", "dataset_id", "metric", "metric_key", "value_text", "unit",
+            "value_normalized", "comparability", "our_metrics", "notes"]
+    if surveyed is None or surveyed.empty:
+        return pd.DataFrame(columns=cols)
+    part = surveyed[surveyed["task"] == family]
+    keep, ours = [], []
+    for i, key in zip(part.index, part["metric_key"]):
+        matched = [m for m in metrics if metric_matches_key(m, str(key))]
+        if matched:
+            keep.append(i)
+            ours.append(", ".join(matched))
+    out = part.loc[keep].copy()
+    out["our_metrics"] = ours
+    target = canonical_dataset_id(dataset)
+    direct = out["dataset_id"].str.lower() == target
+    out["comparability"] = [COMPARABILITY_DIRECT if d else COMPARABILITY_REFERENCE for d in direct]
+    out["_order"] = (~direct).astype(int)
+    out = out.sort_values("_order", kind="mergesort")
+    return out[cols].reset_index(drop=True)
+
+
+@dataclass
+class Block:
+    """Everything one table shows: our models on one (family, dataset) and the surveyed rows."""
+
+    family: str
+    dataset: str
+    metrics: list[str]
+    directions: dict[str, bool]
+    models: list[str]
+    rows: pd.DataFrame
+    surveyed: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric the block's rank column refers to (the first shown)."""
+        return self.metrics[0]
+
+    def cell(self, model: str, metric: str) -> pd.Series | None:
+        """The aggregate row of ``model`` for ``metric`` (``None`` when absent)."""
+        hit = self.rows[(self.rows["model"] == model) & (self.rows["metric"] == metric)]
+        return None if hit.empty else hit.iloc[0]
+
+    def model_info(self, model: str) -> pd.Series:
+        """Descriptor columns (encoder, objective, learning, reference) of ``model``."""
+        return self.rows[self.rows["model"] == model].iloc[0]
+
+    def best(self, metric: str) -> set[str]:
+        """Non-reference models with the best mean of ``metric`` (several when equal)."""
+        part = self.rows[(self.rows["metric"] == metric) & (~self.rows["reference"])]
+        if part.empty:
+            return set()
+        target = part["mean"].max() if self.directions[metric] else part["mean"].min()
+        return set(part.loc[part["mean"] == target, "model"])
+
+
+def _choose_metrics(family: str, present: Sequence[str], metrics_per_task: Mapping[str, Sequence[str]] | None) -> list[str]:
+    if metrics_per_task and family in metrics_per_task:
+        wanted = list(metrics_per_task[family])
+        unknown = [m for m in wanted if m not in present]
+        if unknown:
+            raise UnknownNameError(
+                f"metric {unknown[0]!r} not found for task {family!r} (available: {', '.join(sorted(present))})"
+            )
+        return wanted
+    if family in HEADLINE_METRICS:
+        chosen = [m for m in HEADLINE_METRICS[family] if m in present]
+        if chosen:
+            return chosen
+    return sorted(present)
+
+
+def build_blocks(
+    agg: pd.DataFrame,
+    surveyed: pd.DataFrame | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+) -> list[Block]:
+    """Split an :func:`aggregate` table into one :class:`Block` per (family, dataset).
+
+    Models are ordered by encoder, then objective, then name (so models differing only
+    by objective sit next to each other); reference models come last.
+    """
+    present_tasks = sorted(set(agg["task"]), key=family_sort_key)
+    if tasks is not None:
+        unknown = [t for t in tasks if t not in present_tasks]
+        if unknown:
+            have = ", ".join(present_tasks) or "none"
+            raise UnknownNameError(f"task {unknown[0]!r} has no results (tasks with results: {have})")
+        present_tasks = [t for t in present_tasks if t in set(tasks)]
+    blocks: list[Block] = []
+    for family in present_tasks:
+        fam = agg[agg["task"] == family]
+        for dataset in sorted(set(fam["dataset"])):
+            part = fam[fam["dataset"] == dataset]
+            metrics = _choose_metrics(family, sorted(set(part["metric"])), metrics_per_task)
+            rows = part[part["metric"].isin(metrics)].reset_index(drop=True)
+            directions = {m: bool(rows.loc[rows["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
+            desc = rows.drop_duplicates("model")[["model", "encoder", "objective", "reference"]]
+            desc = desc.sort_values(["reference", "encoder", "objective", "model"], kind="mergesort")
+            blocks.append(
+                Block(
+                    family=family,
+                    dataset=dataset,
+                    metrics=metrics,
+                    directions=directions,
+                    models=desc["model"].tolist(),
+                    rows=rows,
+                    surveyed=surveyed_for(surveyed, family, metrics, dataset),
+                )
+            )
+    return blocks
+
+
+def blocks_from_records(
+    records: Iterable[Mapping[str, Any]],
+    surveyed: pd.DataFrame | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+) -> list[Block]:
+    """:func:`records_frame` -> :func:`aggregate` -> :func:`build_blocks` in one call."""
+    agg = aggregate(records_frame(records))
+    if agg.empty:
+        raise InputError("records", None, "no result records to report")
+    return build_blocks(agg, surveyed, tasks=tasks, metrics_per_task=metrics_per_task)
+
+
+def block_legend(block: Block) -> str:
+    """One paragraph explaining how to read a block's numbers."""
+    return (
+        f"Our models: mean ± std over n seeds; [0-1] columns are fractions (the survey's percent "
+        f"values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
+        f"↓ lower is better. Rank is by {block.primary_metric}; '=' marks ties (95% intervals of "
+        f"neighbouring models overlap). Rows marked [ref] are reference points (oracle bound, "
+        f"unprocessed mixture, chance), not ranked."
+    )
+
+
+def our_table_rows(block: Block, *, pm: str = "±") -> tuple[list[str], list[list[str]]]:
+    """Header and string rows of our models for one block (shared by console and markdown)."""
+    header = [f"rank ({block.primary_metric})", "model", "encoder", "objective", "learning", "n"]
+    header += [metric_header(m, block.directions[m]) for m in block.metrics]
+    body: list[list[str]] = []
+    for model in block.models:
+        info = block.model_info(model)
+        primary = block.cell(model, block.primary_metric)
+        rank = str(primary["rank"]) if primary is not None else "-"
+        name = f"{model} [ref]" if bool(info["reference"]) else model
+        ns = {int(c["n"]) for m in block.metrics if (c := block.cell(model, m)) is not None}
+        row = [rank, name, str(info["encoder"]), str(info["objective"]), str(info["learning"]),
+               "/".join(str(n) for n in sorted(ns))]
+        for m in block.metrics:
+            c = block.cell(model, m)
+            row.append("-" if c is None else format_mean_std(float(c["mean"]), float(c["std"]), int(c["n"]), pm=pm))
+        body.append(row)
+    return header, body
+
+
+def surveyed_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
+    """Header and string rows of the surveyed Table 1 rows of one block."""
+    header = ["paper", "dataset", "metric (as printed)", "value (as printed)", "unit", "our scale", "comparability"]
+    body = []
+    for _, r in block.surveyed.iterrows():
+        v = r["value_normalized"]
+        body.append([
+            str(r["paper"]), str(r["dataset"]), str(r["metric"]), str(r["value_text"]), str(r["unit"]),
+            "-" if pd.isna(v) else f"{float(v):.4g}", str(r["comparability"]),
+        ])
+    return header, body
+
+
+def console_table(
+    records: Iterable[Mapping[str, Any]],
+    surveyed: pd.DataFrame | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+    """Plain-text comparison table: one block per task family and dataset.
+
+    Each block lists our models (rank, encoder, objective, learning regime, seeds and the
+    family's headline metrics as mean ± std), then the surveyed Table 1 rows of the same
+    family and metric with their comparability, and a line saying that rows on other
+    datasets are not directly comparable.
+    """
+    blocks = blocks_from_records(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task)
+    parts: list[str] = []
+    for block in blocks:
+        title = f"== {block.family} | dataset: {block.dataset} =="
+        header, body = our_table_rows(block)
+        parts.append(title)
+        parts.append(block_legend(block))
+        parts.append(tabulate(body, headers=header, tablefmt="simple", disable_numparse=True))
+        if surveyed is not None:
+            if block.surveyed.empty:
+                parts.append(f"Surveyed Table 1: no {block.family} rows for metrics {', '.join(block.metrics)}.")
+            else:
+                sh, sb = surveyed_table_rows(block)
+                parts.append(f"Surveyed Table 1 ({block.family}; {', '.join(block.metrics)}):")
+                parts.append(tabulate(sb, headers=sh, tablefmt="simple", disable_numparse=True))
+                parts.append(NOT_COMPARABLE_NOTE)
+        parts.append("")
+    return "\n".join(parts).rstrip("\n") + "\n"
