@@ -139,8 +139,15 @@ def _bss_eval_torch(
     taps = torch.arange(flen, device=dev)
     lag = (taps[None, :] - taps[:, None]) % n_fft  # lag[a, c] = c - a (circular index)
     neg = (-taps) % n_fft  # index of lag -a
+    # Flat index of G[(i, a), (k, c)] = xc[i, k, c - a] into xc viewed as (B, S*S*n_fft):
+    # one gather builds the Gram matrix in its final (S*F, S*F) layout.
+    src_i = torch.arange(s, device=dev)
+    gram_index = (
+        (src_i[:, None, None, None] * s + src_i[None, None, :, None]) * n_fft + lag[None, :, None, :]
+    ).reshape(s * flen, s * flen)
+    own_index = src_i[:, None, None] * (s + 1) * n_fft + lag[None]  # G_jj blocks, (S, F, F)
 
-    chunk = max(1, _CHUNK_BYTES // (8 * (s * flen) ** 2 * 2))
+    chunk = max(1, _CHUNK_BYTES // (8 * (s * flen) ** 2 * 2))  # G plus its LU factors
     sdr = np.empty((n, s))
     sir = np.empty((n, s))
     sar = np.empty((n, s))
@@ -155,13 +162,14 @@ def _bss_eval_torch(
         xc = torch.fft.irfft(rf[:, :, None, :] * rf[:, None, :, :].conj(), n=n_fft)
         xe = torch.fft.irfft(rf[:, :, None, :] * ef[:, None, :, :].conj(), n=n_fft)
         # <r_i delayed by a, r_k delayed by c> = xc[i, k, c - a]
-        blocks = xc[..., lag]  # (B, S_i, S_k, F_a, F_c)
-        gram = blocks.permute(0, 1, 3, 2, 4).reshape(b, s * flen, s * flen)
+        xc_flat = xc.reshape(b, -1)
+        gram = xc_flat[:, gram_index]  # (B, S*F, S*F), rows/columns ordered (source, delay)
+        gram_own = xc_flat[:, own_index]  # (B, S, F, F)
         # <r_i delayed by a, e_j> = xe[i, j, -a]
         rhs = xe[..., neg]  # (B, S_i, S_j, F_a)
         rhs_all = rhs.permute(0, 1, 3, 2).reshape(b, s * flen, s)
-        gram_own = blocks.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2)  # (B, S, F, F)
         rhs_own = rhs.diagonal(dim1=1, dim2=2).permute(0, 2, 1)[..., None]  # (B, S, F, 1)
+        del xc, xc_flat
 
         coef_all = _solve(gram, rhs_all).reshape(b, s, flen, s)  # [b, i, a, j]
         coef_own = _solve(gram_own, rhs_own)[..., 0]  # [b, j, a]
@@ -184,7 +192,7 @@ def _bss_eval_torch(
 
 
 def _solve(a, b):
-    """Batched ``solve(a, b)``; exactly singular systems fall back to least squares.
+    """Batched ``solve(a, b)`` for symmetric ``a``; singular systems fall back to least squares.
 
     mir_eval does the same (``np.linalg.solve``, then ``np.linalg.lstsq`` on
     ``LinAlgError``); the projection it defines is unique even when the filter
@@ -192,6 +200,9 @@ def _solve(a, b):
     """
     import torch
 
+    # The Gram matrices are symmetric (up to FFT rounding), so the transposed view, which
+    # is already in LAPACK's column-major layout, is factorised without a layout copy.
+    a = a.mT
     x, info = torch.linalg.solve_ex(a, b)
     bad = info != 0
     if bool(bad.any()):
