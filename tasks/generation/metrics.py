@@ -1,0 +1,236 @@
+"""Generation metrics on feature sets: Fréchet distance, KID and paired-retrieval MRR.
+
+All functions take features of generated and real items (``(N, D)`` and ``(M, D)``
+arrays, e.g. Inception pool3 features for images or an audio encoder's embeddings for
+sound) and return plain Python floats.
+
+* ``FD``: Fréchet distance between Gaussians fitted to both sets (Heusel et al., 2017),
+  computed as pytorch-fid's ``calculate_frechet_distance`` does (float64, ``ddof=1``
+  covariances, ``scipy.linalg.sqrtm``, ``eps`` offset for singular products).
+* ``KID`` / ``KID_std``: the unbiased polynomial-kernel MMD^2 estimator of Binkowski
+  et al. (2018), averaged over random subsets (mean and population std over subsets, as
+  torch-fidelity and torchmetrics report).
+* ``MRR``: when item ``i`` of the generated set was generated for item ``i`` of the real
+  set, the mean reciprocal rank of the true real item when retrieving among all real
+  items by cosine similarity (pessimistic ties).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from benchmark.arrays import check_array
+from benchmark.errors import ConfigError, InputError
+from tasks.base import MetricSpec
+
+METRICS: dict[str, MetricSpec] = {
+    "FD": MetricSpec("FD", False, "Fréchet distance between Gaussian fits of generated and real features"),
+    "KID": MetricSpec("KID", False, "kernel inception distance: unbiased cubic-kernel MMD^2, mean over subsets"),
+    "KID_std": MetricSpec("KID_std", False, "standard deviation of KID over subsets"),
+    "MRR": MetricSpec("MRR", True, "mean reciprocal rank of the paired real item retrieved by cosine similarity"),
+}
+
+#: Largest ``N + M`` for which KID precomputes the full Gram matrix of both sets.
+_KID_GRAM_LIMIT = 4096
+
+
+def _check_features(feats: object, source: str, field: str, min_len: int) -> np.ndarray:
+    return check_array(feats, source, field, ndim=2, kind="float", min_len=min_len)
+
+
+def _check_same_dim(a: np.ndarray, b: np.ndarray, source: str, fields: str) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise InputError(source, fields, f"feature dimension mismatch: {a.shape[1]} vs {b.shape[1]}")
+    if a.shape[1] == 0:
+        raise InputError(source, fields, "features have dimension 0")
+
+
+# ----------------------------------------------------------------------------- Fréchet distance
+def gaussian_stats(feats: object, *, source: str = "input", field: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` (``ddof=1``) of ``(N, D)`` features, N >= 2."""
+    x = _check_features(feats, source, field, min_len=2)
+    return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
+
+
+def _is_rank_deficient(sigma: np.ndarray) -> bool:
+    """Numerical rank test of a symmetric PSD matrix (the threshold of ``matrix_rank``)."""
+    ev = np.linalg.eigvalsh(sigma)
+    top = max(float(ev[-1]), 0.0)
+    return float(ev[0]) <= top * sigma.shape[0] * np.finfo(np.float64).eps
+
+
+def frechet_distance_from_stats(
+    mu1: object, sigma1: object, mu2: object, sigma2: object, eps: float = 1e-6, *, source: str = "input"
+) -> float:
+    """``||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))`` for two Gaussians.
+
+    As pytorch-fid: the matrix square root is ``scipy.linalg.sqrtm`` of ``S1 @ S2``; when
+    it is not finite, or when a covariance is singular (fewer samples than dimensions),
+    ``eps * I`` is added to both covariances first. A square root whose diagonal has an
+    imaginary part above 1e-3 means the statistics are not valid covariances and raises;
+    otherwise the real part is used.
+    """
+    m1 = check_array(np.atleast_1d(np.asarray(mu1)), source, "mu1", ndim=1, kind="float")
+    m2 = check_array(np.atleast_1d(np.asarray(mu2)), source, "mu2", ndim=1, kind="float")
+    s1 = check_array(np.atleast_2d(np.asarray(sigma1)), source, "sigma1", ndim=2, kind="float")
+    s2 = check_array(np.atleast_2d(np.asarray(sigma2)), source, "sigma2", ndim=2, kind="float")
+    d = m1.shape[0]
+    if m2.shape != (d,):
+        raise InputError(source, "mu1/mu2", f"mean vectors have different lengths: {m1.shape} vs {m2.shape}")
+    for name, s in (("sigma1", s1), ("sigma2", s2)):
+        if s.shape != (d, d):
+            raise InputError(source, name, f"expected a ({d}, {d}) covariance, got {s.shape}")
+    if not eps > 0:
+        raise ConfigError(f"Fréchet distance eps must be positive, got {eps}")
+
+    diff = m1 - m2
+    covmean = None
+    if not (_is_rank_deficient(s1) or _is_rank_deficient(s2)):
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
+        if not np.all(np.isfinite(covmean)):
+            covmean = None
+    if covmean is None:
+        offset = np.eye(d) * eps
+        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+        if not np.all(np.isfinite(covmean)):
+            raise InputError(source, "features", "the covariance product has no finite square root even with an eps offset")
+    if np.iscomplexobj(covmean):
+        imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
+        if imag > 1e-3:
+            raise InputError(
+                source, "features",
+                f"matrix square root of the covariance product has a significant imaginary part ({imag:.3g})",
+            )
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+def frechet_distance(feats1: object, feats2: object, *, eps: float = 1e-6, source: str = "input") -> float:
+    """Fréchet distance between Gaussian fits of two ``(N, D)`` / ``(M, D)`` feature sets."""
+    x = _check_features(feats1, source, "feats1", min_len=2)
+    y = _check_features(feats2, source, "feats2", min_len=2)
+    _check_same_dim(x, y, source, "feats1/feats2")
+    mu1, s1 = gaussian_stats(x, source=source, field="feats1")
+    mu2, s2 = gaussian_stats(y, source=source, field="feats2")
+    return frechet_distance_from_stats(mu1, s1, mu2, s2, eps, source=source)
+
+
+# ----------------------------------------------------------------------------- KID
+def _unbiased_mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    """Unbiased MMD^2 from kernel matrices of two samples of equal size m."""
+    m = k_xx.shape[0]
+    within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within - 2.0 * k_xy.sum() / (m * m))
+
+
+def kernel_inception_distance(
+    feats1: object,
+    feats2: object,
+    *,
+    subsets: int = 100,
+    subset_size: int = 1000,
+    degree: int = 3,
+    gamma: float | None = None,
+    coef0: float = 1.0,
+    seed: int = 0,
+    source: str = "input",
+) -> tuple[float, float]:
+    """KID: mean and std over ``subsets`` of the unbiased MMD^2 with a polynomial kernel.
+
+    ``k(x, y) = (gamma <x, y> + coef0) ** degree`` with ``gamma = 1 / D`` by default.
+    Each subset draws ``subset_size`` items without replacement from each set
+    (clipped to the smaller set size, at least 2); draws come from
+    ``numpy.random.default_rng(seed)`` so the result is deterministic.
+    """
+    x = _check_features(feats1, source, "feats1", min_len=2)
+    y = _check_features(feats2, source, "feats2", min_len=2)
+    _check_same_dim(x, y, source, "feats1/feats2")
+    for name, v in (("subsets", subsets), ("subset_size", subset_size), ("degree", degree)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"KID {name} must be a positive integer, got {v!r}")
+    if gamma is not None and not gamma > 0:
+        raise ConfigError(f"KID gamma must be positive, got {gamma!r}")
+    n, m = x.shape[0], y.shape[0]
+    size = min(int(subset_size), n, m)
+    if size < 2:
+        raise ConfigError(f"KID subset_size must be at least 2, got {subset_size}")
+    g = 1.0 / x.shape[1] if gamma is None else float(gamma)
+
+    def kernel(dot: np.ndarray) -> np.ndarray:
+        return (g * dot + coef0) ** degree
+
+    rng = np.random.default_rng(seed)
+    precompute = n + m <= _KID_GRAM_LIMIT
+    if precompute:
+        gxx, gyy, gxy = x @ x.T, y @ y.T, x @ y.T
+    scores = np.empty(int(subsets))
+    for t in range(int(subsets)):
+        i = rng.choice(n, size, replace=False)
+        j = rng.choice(m, size, replace=False)
+        if precompute:
+            dxx, dyy, dxy = gxx[np.ix_(i, i)], gyy[np.ix_(j, j)], gxy[np.ix_(i, j)]
+        else:
+            xs, ys = x[i], y[j]
+            dxx, dyy, dxy = xs @ xs.T, ys @ ys.T, xs @ ys.T
+        scores[t] = _unbiased_mmd2(kernel(dxx), kernel(dyy), kernel(dxy))
+    return float(scores.mean()), float(scores.std())
+
+
+# ----------------------------------------------------------------------------- paired retrieval
+def paired_mrr(gen_features: object, real_features: object, *, source: str = "input") -> float:
+    """MRR of real item ``i`` when retrieving among all real items from generated item ``i``.
+
+    Scores are cosine similarities; ranks are pessimistic (rank = number of real items
+    scoring at least as high as the true pair, the pair included).
+    """
+    x = _check_features(gen_features, source, "gen_features", min_len=1)
+    y = _check_features(real_features, source, "real_features", min_len=1)
+    _check_same_dim(x, y, source, "gen_features/real_features")
+    if x.shape[0] != y.shape[0]:
+        raise InputError(source, "gen_features/real_features", f"paired sets need equal counts, got {x.shape[0]} vs {y.shape[0]}")
+    for name, f in (("gen_features", x), ("real_features", y)):
+        norms = np.linalg.norm(f, axis=1)
+        if np.any(norms == 0):
+            raise InputError(source, name, f"row {int(np.argmin(norms))} is all zeros: cosine similarity is undefined")
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+    sim = xn @ yn.T
+    own = np.diagonal(sim)
+    ranks = (sim >= own[:, None]).sum(axis=1)
+    return float(np.mean(1.0 / ranks))
+
+
+def generation_metrics(
+    gen_features: object,
+    real_features: object,
+    *,
+    paired: bool | None = None,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    seed: int = 0,
+    source: str = "input",
+) -> dict[str, float]:
+    """``FD``, ``KID``, ``KID_std`` and, for paired sets, ``MRR``.
+
+    ``paired=None`` treats the sets as paired when they have the same number of items;
+    ``paired=True`` requires it.
+    """
+    x = _check_features(gen_features, source, "gen_features", min_len=2)
+    y = _check_features(real_features, source, "real_features", min_len=2)
+    _check_same_dim(x, y, source, "gen_features/real_features")
+    if paired is None:
+        paired = x.shape[0] == y.shape[0]
+    elif paired and x.shape[0] != y.shape[0]:
+        raise InputError(
+            source, "gen_features/real_features",
+            f"paired=True needs as many generated as real items, got {x.shape[0]} vs {y.shape[0]}",
+        )
+    mu1, s1 = gaussian_stats(x, source=source, field="gen_features")
+    mu2, s2 = gaussian_stats(y, source=source, field="real_features")
+    out = {"FD": frechet_distance_from_stats(mu1, s1, mu2, s2, source=source)}
+    out["KID"], out["KID_std"] = kernel_inception_distance(
+        x, y, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed, source=source
+    )
+    if paired:
+        out["MRR"] = paired_mrr(x, y, source=source)
+    return out
