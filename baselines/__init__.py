@@ -1,0 +1,13 @@
+"""Baselines: encoders, objectives and the registered models (imported for registration)."""
+from importlib import import_module
+
+from .registry import MODELS, build_model, model_info, register_model
+
+for _mod in ("random_projection", "zoo"):
+    try:
+        import_module(f"{__name__}.{_mod}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"{__name__}.{_mod}":
+            raise
+
+__all__ = ["MODELS", "build_model", "model_info", "register_model"]

@@ -1,0 +1,231 @@
+"""Command line of avcl-bench (``python run_benchmark.py ...``).
+
+Sub-commands: ``run`` (default), ``score``, ``list``, ``leaderboard``, ``report``,
+``validate-model``, ``submit``, ``export``. Errors caused by the user's input are printed as
+one line on stderr with exit status 2; nothing is printed on stdout then.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import AVCLError, ConfigError
+
+#: models of ``python run_benchmark.py`` without --models: the chance reference and learned baselines
+DEFAULT_MODELS = ("random", "infonce", "dcca", "triplet")
+COMMANDS = ("run", "score", "list", "leaderboard", "report", "validate-model", "submit", "export")
+
+
+def parse_csv(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in parse_csv(text)]
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got '{text}'") from None
+    if not seeds:
+        raise ConfigError("--seeds: no seed given")
+    return seeds
+
+
+def parse_kv(text: str | None, flag: str) -> dict[str, Any]:
+    """``a=1,b=x`` -> {"a": 1, "b": "x"} (values parsed as JSON when they are JSON)."""
+    out: dict[str, Any] = {}
+    for item in parse_csv(text):
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise ConfigError(f"{flag}: expected key=value, got '{item}'")
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="comma-separated model names or specs (file.py:Class); 'all' for every registered model")
+    p.add_argument("--tasks", help="comma-separated task families (default: every task the dataset supports)")
+    p.add_argument("--dataset", default="avsynth")
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option (repeatable)")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--out", type=Path, help="results folder (default: results/runs/, git-ignored)")
+    p.add_argument("--quick", action="store_true", help="small data and short training (smoke runs)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--model-args", dest="model_args", help="key=value,... passed to every model's constructor")
+    p.add_argument("--inception-weights", dest="inception_weights", type=Path,
+                   help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for real-image FID")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--json", action="store_true", help="print the records as JSON instead of the table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_benchmark.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("run", help="train and score models on a dataset (the default command)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("score", help="score stored outputs (npz) without a model")
+    p.add_argument("task")
+    p.add_argument("--pred", required=True, type=Path)
+    p.add_argument("--ref", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("list", help="list models, tasks, datasets or the surveyed Table 1 rows")
+    p.add_argument("what", choices=["models", "tasks", "datasets", "surveyed"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    for mod, adders in (("benchmark.reporting.commands", ("add_leaderboard_parser", "add_report_parser")),
+                        ("benchmark.submit_commands", ("add_validate_parser", "add_submit_parser", "add_export_parser"))):
+        try:
+            module = __import__(mod, fromlist=list(adders))
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        for adder in adders:
+            getattr(module, adder)(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------- commands
+def run_config_from_args(args: argparse.Namespace) -> Any:
+    from baselines import MODELS
+
+    from .datasets import DATASETS
+    from .runner import DEFAULT_OUT, RunConfig
+    from tasks.registry import TASK_ORDER, TASKS
+
+    models = parse_csv(args.models) or [m for m in DEFAULT_MODELS if m in MODELS]
+    if models == ["all"]:
+        models = list(MODELS)
+    DATASETS.get(args.dataset)
+    ds_tasks = DATASETS.meta(args.dataset)["tasks"]
+    tasks = parse_csv(args.tasks) or [t for t in TASK_ORDER if t in TASKS and t in ds_tasks]
+    for t in tasks:
+        TASKS.get(t)
+        if t not in ds_tasks:
+            raise ConfigError(f"task '{t}' is not available on dataset '{args.dataset}' (it has: {', '.join(ds_tasks)})")
+    options = {}
+    for item in args.option:
+        options.update(parse_kv(item, "--option"))
+    if args.inception_weights is not None:
+        options_task = {"inception_weights": str(args.inception_weights)}
+    else:
+        options_task = {}
+    return RunConfig(models=models, tasks=tasks, dataset=args.dataset, data_root=args.data_root,
+                     dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
+                     out=args.out or DEFAULT_OUT, quick=args.quick, device=args.device,
+                     model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
+                     task_options=options_task)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .reporting.tables import console_table
+    from .runner import run
+    from .surveyed import load_table1_long
+
+    cfg = run_config_from_args(args)
+    records = run(cfg)
+    if args.json:
+        print(json.dumps(records, indent=2, sort_keys=True))
+    else:
+        print(console_table(records, load_table1_long(), dataset=cfg.dataset))
+        print(f"\nresults: {cfg.out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .arrays import load_npz
+    from tasks.registry import get_task
+
+    task = get_task(args.task)
+    pred, ref = load_npz(args.pred), load_npz(args.ref)
+    metrics = task.score(pred, ref, pred_source=str(args.pred), ref_source=str(args.ref))
+    if args.json:
+        print(json.dumps({"task": task.name, "metrics": metrics}, sort_keys=True))
+    else:
+        hib = task.higher_is_better()
+        rows = [(k, f"{v:.6g}", "higher" if hib.get(k, True) else "lower") for k, v in metrics.items()]
+        print(tabulate(rows, headers=["metric", "value", "better"]))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    rows: list[dict[str, Any]]
+    if args.what == "models":
+        from baselines import MODELS, model_info
+
+        rows = [model_info(n) for n in MODELS]
+    elif args.what == "tasks":
+        from tasks.registry import TASKS
+
+        rows = []
+        for n in TASKS:
+            t = TASKS.get(n)
+            rows.append({"name": n, "version": t.version, "metrics": list(t.metrics),
+                         "higher_is_better": t.higher_is_better(), "needs": list(t.needs),
+                         "pred_keys": t.pred_keys, "ref_keys": t.ref_keys,
+                         "protocol": _protocol_doc(t)})
+    elif args.what == "datasets":
+        from .datasets import DATASETS
+
+        rows = [{"name": n, **DATASETS.meta(n)} for n in DATASETS]
+    else:
+        from .surveyed import load_table1_long
+
+        rows = load_table1_long().to_dict(orient="records")
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        keys = list(rows[0]) if rows else []
+        print(tabulate([[_short(r.get(k)) for k in keys] for r in rows], headers=keys))
+    return 0
+
+
+def _protocol_doc(task: Any) -> str:
+    """The protocol paragraph of a task adapter's module docstring."""
+    doc = sys.modules[type(task).__module__].__doc__ or ""
+    parts = [p.strip() for p in doc.split("\n\n") if p.strip()]
+    return " ".join((parts[1] if len(parts) > 1 else "".join(parts)).split())
+
+
+def _short(v: Any, width: int = 60) -> str:
+    s = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return s if len(s) <= width else s[: width - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------- entry
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except AVCLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a user error: one line unless AVCL_DEBUG is set
+        if os.environ.get("AVCL_DEBUG"):
+            raise
+        print(f"internal error: {e.__class__.__name__}: {e} (set AVCL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1

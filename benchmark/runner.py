@@ -1,0 +1,187 @@
+"""The runner: trains each model once per (dataset, seed) and scores it on every task.
+
+Finished results are reused from the store (keyed by the full config), so an interrupted
+run resumes where it stopped and a re-run computes only what is missing. Every number is
+deterministic given the seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .datasets import load_dataset
+from .errors import ConfigError, ModelError
+from .interface import FitContext, missing_methods
+from .provenance import provenance, select_device
+from .store import ResultRecord, ResultStore, config_key
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "results" / "runs"
+
+
+@dataclass
+class RunConfig:
+    models: list[str]
+    tasks: list[str]
+    dataset: str = "avsynth"
+    data_root: str | None = None
+    dataset_options: dict[str, str] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out: Path = DEFAULT_OUT
+    quick: bool = False
+    device: str = "auto"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    submission: dict[str, Any] | None = None
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelEntry:
+    """A model to run: how to build it and how it is identified in results."""
+
+    name: str
+    factory: Callable[..., Any]
+    info: dict[str, Any]
+    args: dict[str, Any]
+    source_hash: str
+
+
+def source_hash(obj: Any) -> str:
+    """Hash of the source files that define a model (its module plus the baselines package)."""
+    h = hashlib.sha256()
+    files: set[Path] = set()
+    try:
+        files.add(Path(inspect.getsourcefile(obj) or ""))
+    except TypeError:
+        pass
+    files |= set((REPO / "baselines").rglob("*.py"))
+    for f in sorted(p for p in files if p.is_file()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEntry]:
+    from baselines.registry import MODELS, model_info
+
+    from .submission import load_model_spec
+
+    out = []
+    for name in names:
+        if ":" in name:  # an external model: path/to/file.py:Class or package.module:Class
+            factory, info = load_model_spec(name)
+            out.append(ModelEntry(info["name"], factory, info, dict(model_args), info["source_hash"]))
+        else:
+            factory = MODELS.get(name)
+            out.append(ModelEntry(name, factory, model_info(name), dict(model_args), source_hash(factory)))
+    return out
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cfg: RunConfig) -> list[dict[str, Any]]:
+    """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused)."""
+    from baselines.base import seed_everything
+    from tasks.base import EvalContext
+    from tasks.registry import get_task
+
+    device = select_device(cfg.device)
+    tasks = [get_task(t) for t in cfg.tasks]
+    models = resolve_models(cfg.models, cfg.model_args)
+    store = ResultStore(cfg.out)
+    dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
+    spec = dataset.spec
+    test = dataset.split("test")
+    data_cfg = {"name": spec.name, "fingerprint": dataset.fingerprint(), "options": cfg.dataset_options,
+                "quick": cfg.quick}
+    records: list[dict[str, Any]] = []
+
+    def key_for(model_id: dict[str, Any], task: Any, seed: int, task_cfg: dict[str, Any]) -> tuple[str, dict]:
+        config = {"model": model_id,
+                  "task": {"name": task.name, "version": task.version, "options": cfg.task_options, **task_cfg},
+                  "dataset": data_cfg, "seed": seed}
+        return config_key(config), config
+
+    for seed in cfg.seeds:
+        ctx = EvalContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress,
+                          options=dict(cfg.task_options))
+        # --- reference rows of the tasks (oracles, lower bounds): computed once per seed
+        for task in tasks:
+            if task.supports(None, spec, test) is not None:
+                continue
+            ref_id = {"reference_of": task.name}
+            key, config = key_for(ref_id, task, seed, {})
+            if all(store.get(n, task.name, spec.name, seed, key + n) for n in getattr(task, "reference_names", ())):
+                records += [store.get(n, task.name, spec.name, seed, key + n) for n in task.reference_names]
+                continue
+            t0 = time.perf_counter()
+            refs = task.references(dataset, ctx)
+            for ref_name, metrics in refs.items():
+                rec = ResultRecord(model=ref_name, task=task.name, dataset=spec.name, seed=seed, metrics=metrics,
+                                   config=config, provenance=provenance(device, time.perf_counter() - t0),
+                                   key=key + ref_name, task_version=task.version, protocol="reference",
+                                   higher_is_better=task.higher_is_better(),
+                                   model_info={"name": ref_name, "reference": True, "encoder": [], "objective": [],
+                                               "learning": "", "papers": []})
+                store.put(rec)
+                records.append(rec.to_json())
+
+        for entry in models:
+            model_id = {"name": entry.name, "args": entry.args, "source_hash": entry.source_hash}
+            todo, keys = [], {}
+            for task in tasks:
+                key, config = key_for(model_id, task, seed, {})
+                keys[task.name] = (key, config)
+                done = store.get(entry.name, task.name, spec.name, seed, key)
+                if done is not None:
+                    records.append(done)
+                    _log(f"[reuse] {entry.name} / {task.name} / seed {seed}")
+                else:
+                    todo.append(task)
+            if not todo:
+                continue
+            seed_everything(seed)
+            try:
+                model = entry.factory(spec, **entry.args)
+            except TypeError as e:
+                raise ConfigError(f"model '{entry.name}': bad --model-args ({e})") from None
+            missing = missing_methods(model)
+            if missing:
+                raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
+            t0 = time.perf_counter()
+            if getattr(model, "trainable", True):
+                _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device})")
+                model.fit(dataset.split("train"), dataset.split("val"),
+                          FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+            fit_s = time.perf_counter() - t0
+            model_cfg = model.config()
+            for task in todo:
+                why = task.supports(model, spec, test)
+                if why is not None:
+                    _log(f"[skip] {entry.name} / {task.name}: {why}")
+                    continue
+                seed_everything(seed)
+                t1 = time.perf_counter()
+                result = task.evaluate(model, dataset, ctx)
+                key, config = keys[task.name]
+                config = {**config, "model_config": model_cfg, "task_config": result.config, "device": device}
+                rec = ResultRecord(
+                    model=entry.name, task=task.name, dataset=spec.name, seed=seed, metrics=result.metrics,
+                    config=config, provenance=provenance(device, fit_s + time.perf_counter() - t1), key=key,
+                    task_version=task.version, protocol=result.protocol, higher_is_better=task.higher_is_better(),
+                    model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
+                )
+                store.put(rec)
+                records.append(rec.to_json())
+                _log(f"[done] {entry.name} / {task.name} / seed {seed}: "
+                     + ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4]))
+    return records

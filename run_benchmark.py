@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""avcl-bench entry point: ``python run_benchmark.py [command] [options]`` (see ``--help``)."""
+import sys
+
+from benchmark.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

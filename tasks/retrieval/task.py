@@ -1,0 +1,73 @@
+"""Cross-modal retrieval task adapter.
+
+Protocol (frozen embeddings, no head): embed the test split with the model's
+``embed_audio`` / ``embed_visual``, rank the other modality's items by cosine similarity
+in both directions, class-level relevance (same clip label), as the survey's VEGAS/AVE
+rows. Paired galleries (item i of audio pairs with item i of visual) add R@K and MedR.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmark.arrays import check_array, require
+from benchmark.errors import InputError
+
+from ..base import EvalContext, MetricSpec, Task, TaskResult
+from .metrics import retrieval_metrics
+
+_DIRS = ("a2v", "v2a")
+METRICS: dict[str, MetricSpec] = {
+    "mAP": MetricSpec("mAP", True, "mean of mAP_a2v and mAP_v2a"),
+    **{f"mAP_{d}": MetricSpec(f"mAP_{d}", True, f"mean average precision, {d}, class-level relevance") for d in _DIRS},
+    **{f"R@{k}_{d}": MetricSpec(f"R@{k}_{d}", True, f"share of {d} queries whose own pair is in the top {k}")
+       for d in _DIRS for k in (1, 5, 10)},
+    **{f"MedR_{d}": MetricSpec(f"MedR_{d}", False, f"median rank of the own pair, {d}") for d in _DIRS},
+}
+
+
+def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Clip embeddings of a split, validated (shape, finite) so a broken model fails clearly."""
+    from baselines.base import embed_split
+
+    data = dataset.split(split)
+    a, v = embed_split(model, data, device=ctx.device)
+    for name, e in (("embed_audio", a), ("embed_visual", v)):
+        check_array(e, "model output", name, ndim=2, kind="float")
+    return a, v
+
+
+class RetrievalTask(Task):
+    name = "retrieval"
+    version = "1"
+    metrics = METRICS
+    headline = ("mAP", "mAP_a2v", "mAP_v2a", "R@10_a2v")
+    needs = ()
+    pred_keys = "audio (N, D) float, visual (M, D) float"
+    ref_keys = "audio_labels (N,) int, visual_labels (M,) int"
+
+    def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
+        a, v = embed_test(model, dataset, ctx)
+        labels = np.asarray(dataset.split("test").labels)
+        metrics = retrieval_metrics(a, v, labels, labels, paired=True, device=ctx.device)
+        return TaskResult(metrics=metrics, protocol="frozen embeddings, cosine similarity, class-level relevance",
+                          config={"split": "test", "paired": True, "similarity": "cosine"})
+
+    def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
+              ref_source: str = "ref") -> dict[str, float]:
+        require(pred, pred_source, ("audio", "visual"))
+        require(ref, ref_source, ("audio_labels", "visual_labels"))
+        a = check_array(pred["audio"], pred_source, "audio", ndim=2, kind="float")
+        v = check_array(pred["visual"], pred_source, "visual", ndim=2, kind="float")
+        la = check_array(ref["audio_labels"], ref_source, "audio_labels", ndim=1, kind="int")
+        lv = check_array(ref["visual_labels"], ref_source, "visual_labels", ndim=1, kind="int")
+        if len(a) != len(la):
+            raise InputError(pred_source, "audio", f"has {len(a)} rows but {ref_source} audio_labels has {len(la)}")
+        if len(v) != len(lv):
+            raise InputError(pred_source, "visual", f"has {len(v)} rows but {ref_source} visual_labels has {len(lv)}")
+        return retrieval_metrics(a, v, la, lv, source=pred_source)
+
+    def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        labels = np.asarray(dataset.split(split).labels, dtype=np.int64)
+        return {"audio_labels": labels, "visual_labels": labels}
