@@ -30,6 +30,7 @@ from .tables import (
     blocks_from_records,
     format_mean_std,
     metric_unit,
+    other_metric_rows,
     our_table_rows,
     surveyed_table_rows,
 )
@@ -122,6 +123,11 @@ def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_s
         out.append(tabulate([[_md_escape(c) for c in r] for r in body], headers=[_md_escape(h) for h in header],
                             tablefmt="github", disable_numparse=True))
         out.append("")
+        if block.other_metrics:
+            oh, ob = other_metric_rows(block)
+            out += [f"#### Other metrics ({block.family} on {block.dataset})", "",
+                    tabulate([[_md_escape(c) for c in r] for r in ob], headers=oh, tablefmt="github",
+                             disable_numparse=True), ""]
         if with_surveyed:
             out += _md_surveyed(block)
     return "\n".join(out).rstrip("\n") + "\n"
@@ -211,7 +217,7 @@ def _render_latex(blocks: list[Block], records: Sequence[Mapping[str, Any]], wit
 def _render_csv(blocks: list[Block], with_surveyed: bool) -> str:
     rows: list[dict[str, Any]] = []
     for block in blocks:
-        for _, r in block.rows.iterrows():
+        for _, r in block.all_rows.iterrows():
             rows.append({
                 "source": "ours", "task": r["task"], "dataset": r["dataset"], "model": r["model"],
                 "metric": r["metric"], "mean": r["mean"], "std": r["std"], "n": int(r["n"]),
@@ -306,11 +312,14 @@ def _plot_block(block: Block) -> str:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    import matplotlib
+
     n = len(block.metrics)
-    fig = Figure(figsize=(max(4.2 * n, 6.0), 4.6), dpi=90)
+    fig = Figure(figsize=(max(3.6 * n, 5.0), 3.8), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
-    colors = ["#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e"]
+    palette = matplotlib.colormaps["tab20"].colors
+    legend: dict[str, Line2D] = {}
     for ax, metric in zip(axes, block.metrics):
         means, lows, highs, names, refs = [], [], [], [], []
         for model in block.models:
@@ -338,23 +347,23 @@ def _plot_block(block: Block) -> str:
         ax.set_title(f"{metric} ({direction})", fontsize=9)
         ax.set_ylabel(f"{metric} [{unit}]" if unit else metric, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-        handles = []
-        surveyed = block.surveyed[[metric in str(m).split(", ") for m in block.surveyed["our_metrics"]]] \
-            if not block.surveyed.empty else block.surveyed
-        for k, (_, s) in enumerate(surveyed.iterrows()):
+        # Surveyed rows keep one colour (by their row in the block) across all panels.
+        for k, (_, s) in enumerate(block.surveyed.iterrows()):
             v = s["value_normalized"]
-            if pd.isna(v):
+            if pd.isna(v) or metric not in str(s["our_metrics"]).split(", "):
                 continue
             direct = s["comparability"] == COMPARABILITY_DIRECT
-            color = colors[k % len(colors)]
+            color = palette[k % len(palette)]
             style = "-" if direct else "--"
             ax.axhline(float(v), color=color, linestyle=style, linewidth=1)
-            label = f"{s['paper']} ({s['dataset']}{'' if direct else ', not comparable'})"
-            handles.append(Line2D([0], [0], color=color, linestyle=style, label=label))
-        if handles:
-            ax.legend(handles=handles, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.32),
-                      title="surveyed Table 1 (dashed: different dataset)", title_fontsize=6, frameon=False)
+            label = f"{s['paper']}: {s['metric']} on {s['dataset']}" + ("" if direct else " (not comparable)")
+            legend.setdefault(label, Line2D([0], [0], color=color, linestyle=style, label=label))
+    if legend:
+        fig.legend(handles=list(legend.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+                   title="surveyed Table 1 (solid: same dataset, dashed: different)", title_fontsize=7,
+                   frameon=False)
     fig.suptitle(f"{block.family} on {block.dataset}: mean with 95% CI (hatched: reference rows)", fontsize=10)
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -389,6 +398,15 @@ def _html_our_table(block: Block) -> list[str]:
             cells.append(f'<td class="num{best}" data-sort="{_num(float(c["mean"]))}" title="{html.escape(ci)}">'
                          f"{html.escape(row[6 + j])}</td>")
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return out
+
+
+def _html_plain_table(header: list[str], body: list[list[str]], css_class: str) -> list[str]:
+    out = [f'<table class="{css_class}">', "<thead><tr>"]
+    out += [f"<th>{html.escape(h)}</th>" for h in header]
+    out += ["</tr></thead>", "<tbody>"]
+    out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body]
     out += ["</tbody>", "</table>"]
     return out
 
@@ -439,6 +457,10 @@ def _render_html(blocks: list[Block], records: Sequence[Mapping[str, Any]], with
         alt = f"bar chart of {block.family} on {block.dataset}"
         out.append(f'<figure><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}"></figure>')
         out += _html_our_table(block)
+        if block.other_metrics:
+            oh, ob = other_metric_rows(block)
+            out.append(f"<h4>{html.escape(f'Other metrics ({block.family} on {block.dataset})')}</h4>")
+            out += _html_plain_table(oh, ob, "sortable others")
         if with_surveyed:
             out += _html_surveyed(block)
         out.append("</section>")

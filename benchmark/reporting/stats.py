@@ -116,7 +116,8 @@ def summarize(
     n = int(values.size)
     mean = float(values.mean())
     if n >= 2:
-        std = float(values.std(ddof=1))
+        # identical values give exactly 0 (np.std can leave rounding noise such as 1e-17)
+        std = 0.0 if np.ptp(values) == 0 else float(values.std(ddof=1))
         half = float(_scipy_stats.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * std / math.sqrt(n)
         return Summary(mean, std, n, mean - half, mean + half, CI_T)
     if item_values is not None:

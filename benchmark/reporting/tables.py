@@ -39,6 +39,7 @@ __all__ = [
     "format_mean_std",
     "metric_header",
     "metric_unit",
+    "other_metric_rows",
     "surveyed_for",
 ]
 
@@ -260,6 +261,14 @@ class Block:
     models: list[str]
     rows: pd.DataFrame
     surveyed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    all_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def other_metrics(self) -> list[str]:
+        """Metrics recorded for this (family, dataset) but not among the shown columns."""
+        if self.all_rows.empty:
+            return []
+        return sorted(set(self.all_rows["metric"]) - set(self.metrics))
 
     @property
     def primary_metric(self) -> str:
@@ -338,6 +347,7 @@ def build_blocks(
                     models=desc["model"].tolist(),
                     rows=rows,
                     surveyed=surveyed_for(surveyed, family, metrics, dataset),
+                    all_rows=part.reset_index(drop=True),
                 )
             )
     return blocks
@@ -385,6 +395,27 @@ def our_table_rows(block: Block, *, pm: str = "±") -> tuple[list[str], list[lis
             c = block.cell(model, m)
             row.append("-" if c is None else format_mean_std(float(c["mean"]), float(c["std"]), int(c["n"]), pm=pm))
         body.append(row)
+    return header, body
+
+
+def other_metric_rows(block: Block) -> tuple[list[str], list[list[str]]]:
+    """Long-form rows (model, metric, mean ± std, 95% CI, rank) of the block's other metrics."""
+    header = ["model", "metric", "direction", "mean ± std", "95% CI", "rank", "n"]
+    body = []
+    order = {m: i for i, m in enumerate(block.models)}
+    part = block.all_rows[block.all_rows["metric"].isin(block.other_metrics)]
+    part = part.assign(_o=part["model"].map(order)).sort_values(["metric", "_o"], kind="mergesort")
+    for _, r in part.iterrows():
+        lo, hi = float(r["ci_low"]), float(r["ci_high"])
+        body.append([
+            f"{r['model']} [ref]" if bool(r["reference"]) else str(r["model"]),
+            str(r["metric"]) + (f" [{metric_unit(str(r['metric']))}]" if metric_unit(str(r["metric"])) else ""),
+            "higher is better" if bool(r["higher_is_better"]) else "lower is better",
+            format_mean_std(float(r["mean"]), float(r["std"]), int(r["n"])),
+            "-" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]",
+            str(r["rank"]),
+            str(int(r["n"])),
+        ])
     return header, body
 
 

@@ -14,7 +14,7 @@ MODELS = {
     "triplet": (["mlp"], ["triplet"], "semi-supervised", False),
     "cca": (["linear"], ["dcca"], "unsupervised", False),
     "random": (["none"], ["none"], "none", True),
-    "single": (["linear"], ["infonce"], "semi-supervised", False),
+    "single_seed": (["linear"], ["infonce"], "semi-supervised", False),
 }
 
 # (task, dataset) -> model -> metric -> per-seed values
@@ -24,7 +24,7 @@ SEED_VALUES: dict[tuple[str, str], dict[str, dict[str, list[float]]]] = {
         "triplet": {"mAP": [0.50, 0.51, 0.52], "MedR_a2v": [4.0, 4.0, 4.0]},
         "cca": {"mAP": [0.47, 0.50, 0.50], "MedR_a2v": [5.0, 6.0, 7.0]},
         "random": {"mAP": [0.10, 0.10, 0.10], "MedR_a2v": [50.0, 50.0, 50.0]},
-        "single": {"mAP": [0.30]},
+        "single_seed": {"mAP": [0.30]},
     },
     ("classification", "esc50"): {
         "infonce": {"ACC": [0.80, 0.82, 0.84], "macro_F1": [0.70, 0.72, 0.74]},
@@ -56,7 +56,7 @@ def make_record(model: str, task: str, dataset: str, seed: int, metrics: dict[st
         "model_info": {"encoder": encoder, "objective": objective, "learning": learning,
                        "papers": ["Chen et al., 2021"], "reference": reference},
     }
-    if model == "single":
+    if model == "single_seed":
         rec["item_metrics"] = {"mAP": list(SINGLE_ITEMS)}
     return rec
 
