@@ -242,3 +242,121 @@ def test_metric_specs():
     assert all(isinstance(m, MetricSpec) for m in METRICS.values())
     assert not METRICS["FD"].higher_is_better and not METRICS["KID"].higher_is_better
     assert METRICS["MRR"].higher_is_better
+
+
+# ----------------------------------------------------------------------------- FID Inception
+# Spot checks of parameter names/shapes against torchvision's Inception3 + pytorch-fid's
+# patched blocks (what the pytorch-fid weights file holds).
+EXPECTED_ENTRIES = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7),
+    "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
+    "Mixed_7c.branch3x3dbl_3b.bn.weight": (384,),
+    "fc.weight": (1008, 2048),
+}
+
+
+@pytest.fixture(scope="module")
+def inception_file(tmp_path_factory):
+    from tasks.generation.inception import FIDInceptionV3
+
+    torch.manual_seed(0)
+    model = FIDInceptionV3()
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(model.state_dict(), path)
+    return path, model.state_dict()
+
+
+def test_inception_state_dict_names(inception_file):
+    _, state = inception_file
+    for key, shape in EXPECTED_ENTRIES.items():
+        assert tuple(state[key].shape) == shape, key
+    assert not any(k.startswith("AuxLogits") for k in state)
+    # torchvision documents 27,161,264 parameters for inception_v3 (aux head, 1000 classes);
+    # the FID network drops the aux head and has 1008 classes
+    aux_head = (768 * 128 + 2 * 128) + (128 * 768 * 25 + 2 * 768) + (768 * 1000 + 1000)
+    want = 27_161_264 - aux_head + 8 * 2048 + 8
+    from tasks.generation.inception import FIDInceptionV3
+
+    assert sum(p.numel() for p in FIDInceptionV3().parameters()) == want
+
+
+def test_inception_load_and_features(inception_file):
+    from tasks.generation.inception import inception_features, load_fid_inception
+
+    path, state = inception_file
+    model = load_fid_inception(path)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert not model.training
+    images = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(1))
+    out = inception_features(model, images, batch_size=1)
+    assert out.shape == (2, 2048) and out.dtype == np.float32
+    assert np.all(np.isfinite(out)) and np.all(out >= 0)  # average of ReLU outputs
+    assert not np.allclose(out[0], out[1])
+
+
+def test_inception_tf_pooling():
+    """TensorFlow-style pooling: a constant map stays constant up to the borders."""
+    from tasks.generation.inception import FIDInceptionA, FIDInceptionE
+
+    torch.manual_seed(0)
+    x = torch.full((1, 192, 7, 7), 0.7)
+    block = FIDInceptionA(192, pool_features=32).eval()
+    with torch.no_grad():
+        pooled = block.branch_pool(torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+        got = block(x)[:, -32:]
+    torch.testing.assert_close(got, pooled)
+    torch.testing.assert_close(got, got[..., 3:4, 3:4].expand_as(got), atol=1e-6, rtol=1e-5)  # borders = centre
+    with pytest.raises(ValueError):
+        FIDInceptionE(8, pool="median")
+
+
+def test_inception_load_errors(inception_file, tmp_path):
+    from tasks.generation.inception import load_fid_inception
+
+    path, state = inception_file
+    with pytest.raises(InputError, match=r"not found; download .*pt_inception-2015-12-05-6726825d\.pth.*pytorch-fid"):
+        load_fid_inception(tmp_path / "nope.pth")
+    renamed = dict(state)
+    renamed["Mixed_5b.branch1x1_renamed.conv.weight"] = renamed.pop("Mixed_5b.branch1x1.conv.weight")
+    bad = tmp_path / "renamed.pth"
+    torch.save(renamed, bad)
+    with pytest.raises(InputError, match=r"renamed\.pth: Mixed_5b\.branch1x1\.conv\.weight: missing"):
+        load_fid_inception(bad)
+    extra = dict(state)
+    extra["AuxLogits.fc.weight"] = torch.zeros(1008, 768)
+    torch.save(extra, bad)
+    with pytest.raises(InputError, match=r"AuxLogits\.fc\.weight: unexpected key"):
+        load_fid_inception(bad)
+    shaped = dict(state)
+    shaped["fc.weight"] = torch.zeros(1000, 2048)
+    torch.save(shaped, bad)
+    with pytest.raises(InputError, match=r"fc\.weight: shape \(1000, 2048\)"):
+        load_fid_inception(bad)
+    # a checkpoint without BatchNorm batch counters (older torch) still loads
+    old = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save(old, bad)
+    load_fid_inception(bad)
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"not a loadable"):
+        load_fid_inception(bad)
+
+
+def test_inception_feature_input_errors():
+    from tasks.generation.inception import inception_features
+
+    model = torch.nn.Identity()  # validation happens before the model runs
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        inception_features(model, torch.full((1, 3, 8, 8), 2.0))
+    with pytest.raises(InputError, match=r"shape \(N, 3, H, W\)"):
+        inception_features(model, torch.rand(1, 1, 8, 8))
+    with pytest.raises(InputError, match=r"uint8"):
+        inception_features(model, torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(InputError, match=r"NaN"):
+        inception_features(model, torch.full((1, 3, 8, 8), float("nan")))
+    with pytest.raises(ConfigError, match=r"batch_size"):
+        inception_features(model, torch.rand(1, 3, 8, 8), batch_size=0)
