@@ -137,7 +137,7 @@ def _as_name_list(value: object, source: str, field: str) -> tuple[str, ...]:
         items = value
     else:
         raise InputError(source, field, f"expected a string or a list of strings, got {type(value).__name__}")
-    if not items or not all(isinstance(v, str) and v for v in items):
+    if not all(isinstance(v, str) and v for v in items):  # [] is fine: references have no encoder
         raise InputError(source, field, "expected non-empty strings")
     return tuple(items)  # type: ignore[arg-type]
 

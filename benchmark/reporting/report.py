@@ -28,7 +28,6 @@ from .tables import (
     Block,
     block_legend,
     blocks_from_records,
-    format_mean_std,
     metric_unit,
     other_metric_rows,
     our_table_rows,

@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
 from .records import canonical_dataset_id, metric_matches_key, records_frame
-from .stats import CI_NONE, Summary, rank_with_ties, summarize
+from .stats import Summary, rank_with_ties, summarize
 
 __all__ = [
     "AGGREGATE_COLUMNS",
@@ -33,6 +33,8 @@ __all__ = [
     "NOT_COMPARABLE_NOTE",
     "Block",
     "aggregate",
+    "block_legend",
+    "blocks_from_records",
     "build_blocks",
     "console_table",
     "family_sort_key",
@@ -40,7 +42,10 @@ __all__ = [
     "metric_header",
     "metric_unit",
     "other_metric_rows",
+    "our_table_rows",
+    "rank_position",
     "surveyed_for",
+    "surveyed_table_rows",
 ]
 
 #: Task families in the order tables show them; other task names follow alphabetically.
