@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True))
     else:
-        print(console_table(records, load_table1_long(), dataset=cfg.dataset))
+        print(console_table(records, load_table1_long()))
         print(f"\nresults: {cfg.out}")
     return 0
 

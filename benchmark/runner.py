@@ -116,19 +116,20 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                           options=dict(cfg.task_options))
         # --- reference rows of the tasks (oracles, lower bounds): computed once per seed
         for task in tasks:
-            if task.supports(None, spec, test) is not None:
+            if not task.reference_names or task.supports(None, spec, test) is not None:
                 continue
             ref_id = {"reference_of": task.name}
             key, config = key_for(ref_id, task, seed, {})
-            if all(store.get(n, task.name, spec.name, seed, key + n) for n in getattr(task, "reference_names", ())):
-                records += [store.get(n, task.name, spec.name, seed, key + n) for n in task.reference_names]
+            done = [store.get(n, task.name, spec.name, seed, f"{key}-{n}") for n in task.reference_names]
+            if all(r is not None for r in done):
+                records += done
                 continue
             t0 = time.perf_counter()
             refs = task.references(dataset, ctx)
             for ref_name, metrics in refs.items():
                 rec = ResultRecord(model=ref_name, task=task.name, dataset=spec.name, seed=seed, metrics=metrics,
                                    config=config, provenance=provenance(device, time.perf_counter() - t0),
-                                   key=key + ref_name, task_version=task.version, protocol="reference",
+                                   key=f"{key}-{ref_name}", task_version=task.version, protocol="reference",
                                    higher_is_better=task.higher_is_better(),
                                    model_info={"name": ref_name, "reference": True, "encoder": [], "objective": [],
                                                "learning": "", "papers": []})

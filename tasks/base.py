@@ -53,6 +53,8 @@ class Task(ABC):
     needs: tuple[str, ...] = ()
     pred_keys: str = ""
     ref_keys: str = ""
+    #: names of the reference rows :meth:`references` produces (e.g. oracle / lower bound)
+    reference_names: tuple[str, ...] = ()
 
     def supports(self, model: Any, spec: Any, split: Any) -> str | None:
         """``None`` when the task can evaluate ``model`` on this data, else the reason it cannot."""
