@@ -33,6 +33,7 @@ from ._common import (
     check_tensor,
     positive_mask,
     reduce,
+    require_negatives,
     similarity_matrix,
 )
 
@@ -102,8 +103,9 @@ def milnce_loss(
             labels = check_labels(NAME, labels, na)
         pos = positive_mask(labels, na, a.device)
     if not bool((~pos).any()):
-        field = "positives" if positives is not None else ("labels" if labels is not None else "a")
-        raise InputError(NAME, field, "every pair is a positive, so there are no negatives")
+        if positives is not None:
+            raise InputError(NAME, "positives", "every pair is a positive, so there are no negatives")
+        require_negatives(NAME, a, ~pos, labels)
 
     logits = similarity_matrix(a, v, similarity) / tau
     total = torch.zeros((), dtype=a.dtype, device=a.device)
