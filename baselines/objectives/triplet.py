@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from benchmark.errors import ConfigError
+
 from ._common import (
     DIRECTIONS,
     REDUCTIONS,
@@ -113,12 +115,14 @@ def triplet_loss(
             (audio anchors) or ``"v2a"`` (visual anchors).
         reduction: ``"sum"`` of the terms (default, eq. 3 sums over anchors) or ``"mean"``
             over the terms; computed per direction, then the directions are added.
-        generator: random source for ``mining="random"``.
+        generator: random source for ``mining="random"`` (on the embeddings' device).
     """
     check_choice(NAME, "reduction", reduction, REDUCTIONS)
     check_choice(NAME, "mining", mining, MINING)
     check_choice(NAME, "direction", direction, DIRECTIONS)
     zeta = check_number(NAME, "margin", margin, low=0.0)
+    if not isinstance(squared, bool):
+        raise ConfigError(f"{NAME}: squared: expected True or False, got {squared!r}")
     a, v = check_pair(NAME, a, v)
     if labels is not None:
         labels = check_labels(NAME, labels, a.shape[0])
@@ -126,6 +130,8 @@ def triplet_loss(
     neg = ~pos
     require_negatives(NAME, a, neg, labels)
 
+    if mining == "random" and generator is not None and generator.device != a.device:
+        raise ConfigError(f"{NAME}: generator: is on {generator.device} but the embeddings are on {a.device}")
     d = squared_distances(a, v) if squared else euclidean_distances(a, v)
     total = torch.zeros((), dtype=d.dtype, device=d.device)
     for transpose in directions(direction):

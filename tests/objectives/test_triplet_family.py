@@ -158,6 +158,8 @@ def test_triplet_options_rejected() -> None:
         triplet_loss(TA, TV, mining="easy")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^triplet: direction: expected one of"):
         triplet_loss(TA, TV, direction="ab")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^triplet: squared: expected True or False"):
+        triplet_loss(TA, TV, squared=1)  # type: ignore[arg-type]
 
 
 # -------------------------------------------------------------------------- npair
