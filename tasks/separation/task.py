@@ -1,0 +1,462 @@
+"""Visually guided sound separation (mix-and-separate): SDR, SIR, SAR and NSDR.
+
+Protocol (frozen visual embeddings + suite-trained mask head), as Sound of Pixels (Zhao
+et al., 2018): two test clips of different classes are mixed (mixture = clean source 1 +
+clean source 2); the head sees the mixture's log-magnitude STFT (Hann window of 64 ms,
+hop 16 ms, n_fft 256 / hop 64 at 4 kHz) and the model's frozen ``embed_visual`` of the
+clip whose sound is wanted (FiLM conditioning), predicts a ratio mask in [0, 1] per
+time-frequency bin, and the source is rebuilt with the mixture phase (inverse STFT).
+The head (1-D convolutions over time, frequency bins as channels) is trained on train
+mixtures re-paired every epoch with a log-magnitude-weighted BCE to the ideal ratio mask,
+keeping the epoch of lowest validation loss. Scored with BSS-eval v3 (mir_eval-equivalent,
+known source order) on fixed test mixtures: each test clip appears once (clips sorted by
+class and paired half-way apart, at most 200 mixtures). A model with the ``separation``
+capability is scored with its own ``separate`` instead. References: the ideal ratio mask
+(oracle) and the unprocessed mixture.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.arrays import check_array, require
+from benchmark.datasets.base import AVSplit, visual_batch
+from benchmark.errors import InputError
+
+from ..base import EvalContext, MetricSpec, Task, TaskResult
+from .metrics import METRICS as _METRICS
+from .metrics import FILTER_LENGTH, bss_eval_batch
+
+METRICS: dict[str, MetricSpec] = dict(_METRICS)
+
+#: Seed of the fixed test/validation pairing (independent of the run seed, so that every
+#: model and every reference row is scored on the same mixtures).
+PAIR_SEED = 20180411
+#: At most this many test mixtures are scored (BSS eval costs ~50 ms per mixture on a core).
+MAX_TEST_MIXTURES = 200
+#: At most this many validation mixtures drive the head's model selection.
+MAX_VAL_MIXTURES = 100
+#: STFT window and hop in seconds (n_fft is the nearest power of two of the window).
+WINDOW_SECONDS = 0.064
+HOP_FRACTION = 4
+_CACHE_SIZE = 8
+
+
+# ----------------------------------------------------------------------------- mixtures
+def mixture_pairs(labels: np.ndarray, *, seed: int = PAIR_SEED, max_pairs: int | None = None) -> np.ndarray:
+    """Fixed ``(M, 2)`` pairs of clip indices of different classes, each clip used at most once.
+
+    Clips are shuffled, stably sorted by class and clip ``k`` is paired with clip
+    ``k + n // 2``: a class that holds at most half of the clips occupies a contiguous run
+    shorter than the offset, so both members of a pair always differ in class. When one
+    class holds more than half of the clips, the same-class pairs are dropped. Pair order
+    and which clip is source 0 are shuffled by ``seed``.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    half = n // 2
+    perm = rng.permutation(n)
+    order = perm[np.argsort(labels[perm], kind="stable")]
+    pairs = np.stack([order[:half], order[half : 2 * half]], axis=1)
+    pairs = pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]]
+    pairs = pairs[rng.permutation(len(pairs))]
+    swap = rng.random(len(pairs)) < 0.5
+    pairs[swap] = pairs[swap, ::-1]
+    if max_pairs is not None:
+        pairs = pairs[:max_pairs]
+    return pairs.astype(np.int64)
+
+
+def random_partners(labels: np.ndarray, rng: np.random.Generator, tries: int = 32) -> np.ndarray:
+    """``(N, 2)`` training pairs: every clip once as the target, with a random other-class partner.
+
+    Partners are drawn uniformly and redrawn while they share the target's class; targets
+    still without a partner after ``tries`` draws (a class holding nearly all clips) are dropped.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    targets = rng.permutation(n)
+    partners = rng.integers(0, n, size=n)
+    for _ in range(tries):
+        same = labels[partners] == labels[targets]
+        if not same.any():
+            break
+        partners[same] = rng.integers(0, n, size=int(same.sum()))
+    keep = labels[partners] != labels[targets]
+    return np.stack([targets[keep], partners[keep]], axis=1).astype(np.int64)
+
+
+def stft_params(sample_rate: int) -> tuple[int, int]:
+    """``(n_fft, hop)``: a power-of-two window near 64 ms and a quarter of it as hop."""
+    n_fft = 2 ** max(4, round(math.log2(WINDOW_SECONDS * sample_rate)))
+    return n_fft, n_fft // HOP_FRACTION
+
+
+class _Spectral:
+    """STFT / inverse STFT with fixed parameters (Hann window, centred frames)."""
+
+    def __init__(self, sample_rate: int, device: torch.device | str = "cpu"):
+        self.n_fft, self.hop = stft_params(sample_rate)
+        self.window = torch.hann_window(self.n_fft, device=device)
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def stft(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., L)`` real signals -> ``(..., F, T)`` complex spectra."""
+        flat = x.reshape(-1, x.shape[-1])
+        spec = torch.stft(flat, self.n_fft, hop_length=self.hop, window=self.window.to(x.dtype), center=True,
+                          return_complex=True)
+        return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
+
+    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """``(..., F, T)`` complex spectra -> ``(..., length)`` signals (mixture phase kept)."""
+        flat = spec.reshape(-1, *spec.shape[-2:])
+        window = self.window.to(flat.real.dtype)
+        x = torch.istft(flat, self.n_fft, hop_length=self.hop, window=window, center=True, length=length)
+        return x.reshape(*spec.shape[:-2], length)
+
+
+def _scored_pairs(split: AVSplit, max_pairs: int) -> np.ndarray:
+    """:func:`mixture_pairs` of a split's audible clips (BSS eval is undefined for a silent source)."""
+    audible = np.flatnonzero(np.any(np.asarray(split.sources) != 0, axis=-1))
+    return audible[mixture_pairs(np.asarray(split.labels)[audible], max_pairs=max_pairs)]
+
+
+def _pair_sources(split: AVSplit, pairs: np.ndarray) -> np.ndarray:
+    """``(M, 2, L)`` float64 clean sources of the pairs."""
+    flat = pairs.reshape(-1)
+    uniq, inverse = np.unique(flat, return_inverse=True)
+    block = np.asarray(split.sources[uniq], dtype=np.float64)  # sorted unique rows: fine for lazy HDF5 too
+    return block[inverse].reshape(len(pairs), 2, -1)
+
+
+# ----------------------------------------------------------------------------- the mask head
+class MaskHead(nn.Module):
+    """Ratio-mask predictor: 1-D convolutions over STFT frames with FiLM visual conditioning.
+
+    Input ``(B, F, T)`` standardised log-magnitudes (frequency bins as channels) and a
+    ``(B, D)`` visual embedding; output ``(B, F, T)`` masks in (0, 1). The embedding scales
+    and shifts the hidden channels of both hidden layers (``h * (1 + gamma) + beta``), the
+    conditioning Sound of Pixels applies as a channel-wise product.
+    """
+
+    def __init__(self, bins: int, dim: int, hidden: int = 64, kernel: int = 3):
+        super().__init__()
+        pad = kernel // 2
+        self.inp = nn.Conv1d(bins, hidden, kernel, padding=pad)
+        self.mid = nn.Conv1d(hidden, hidden, kernel, padding=pad)
+        self.out = nn.Conv1d(hidden, bins, 1)
+        self.film = nn.Linear(dim, 4 * hidden)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, logmag: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        g1, b1, g2, b2 = self.film(visual)[..., None].chunk(4, dim=1)
+        h = torch.relu(self.inp(logmag) * (1 + g1) + b1)
+        h = torch.relu(self.mid(h) * (1 + g2) + b2)
+        return torch.sigmoid(self.out(h))
+
+
+def _log_magnitude(spec: torch.Tensor) -> torch.Tensor:
+    return torch.log(spec.abs() + 1e-3)
+
+
+def _ideal_ratio_masks(specs: torch.Tensor) -> torch.Tensor:
+    """``|S_i| / sum_j |S_j|`` for ``(..., S, F, T)`` source spectra (1/S where all are zero)."""
+    mag = specs.abs()
+    total = mag.sum(dim=-3, keepdim=True)
+    share = mag / total.clamp_min(1e-12)
+    return torch.where(total > 0, share, torch.full_like(share, 1.0 / specs.shape[-3]))
+
+
+# ----------------------------------------------------------------------------- task
+class SeparationTask(Task):
+    """Mix-and-separate sound separation guided by the visual embedding of the wanted clip.
+
+    ``score`` formats: PRED ``estimates`` ``(N, S, L)`` (estimate ``[n, j]`` is meant for
+    source ``j`` of mixture ``n``), REF ``sources`` ``(N, S, L)`` and optionally
+    ``mixtures`` ``(N, L)`` (needed for NSDR), ``S >= 2``. :meth:`export_reference` writes
+    the REF arrays of the fixed test mixtures; :meth:`export_inputs` the mixtures and the
+    frames of each source's clip an external model needs to produce ``estimates``.
+    """
+
+    name = "separation"
+    version = "1"
+    metrics = METRICS
+    headline = ("SDR", "SIR", "SAR", "NSDR")
+    needs = ("sources",)
+    pred_keys = "estimates (N, S, L) float, estimate [n, j] of source j of mixture n"
+    ref_keys = "sources (N, S, L) float, mixtures (N, L) float (optional, for NSDR)"
+    reference_names = ("oracle_irm", "mixture")
+
+    #: head training settings (epochs are capped in quick mode)
+    epochs: int = 20
+    quick_epochs: int = 8
+    patience: int = 5
+    batch_size: int = 32
+    lr: float = 3e-3
+    hidden: int = 64
+    kernel: int = 3
+
+    def __init__(self) -> None:
+        self._mix_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+    # ------------------------------------------------------------------ data
+    def supports(self, model: Any, spec: Any, split: Any) -> str | None:
+        why = super().supports(model, spec, split)
+        if why is not None:
+            return why
+        if not spec.sample_rate:
+            return f"dataset '{spec.name}' declares no sample rate for its sources"
+        length = int(np.shape(split.sources)[-1])
+        if length <= FILTER_LENGTH:
+            return f"dataset '{spec.name}' sources of {length} samples are too short for BSS eval (> {FILTER_LENGTH})"
+        if len(_scored_pairs(split, MAX_TEST_MIXTURES)) == 0:
+            return f"dataset '{spec.name}' has no audible test clips of two different classes to mix"
+        if model is not None and "separation" not in getattr(model, "capabilities", ()):
+            if not callable(getattr(model, "embed_visual", None)):
+                return "model has no embed_visual"
+        return None
+
+    def test_pairs(self, dataset: Any, split: str = "test") -> np.ndarray:
+        """The fixed ``(M, 2)`` clip-index pairs of a split's scored mixtures (silent sources left out)."""
+        return _scored_pairs(dataset.split(split), MAX_TEST_MIXTURES if split == "test" else MAX_VAL_MIXTURES)
+
+    def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """``sources`` ``(N, 2, L)`` and ``mixtures`` ``(N, L)`` (float32) of the fixed mixtures."""
+        data = dataset.split(split)
+        src = _pair_sources(data, self.test_pairs(dataset, split))
+        return {"sources": src.astype(np.float32), "mixtures": src.sum(axis=1).astype(np.float32)}
+
+    def export_inputs(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """What an external model needs: ``mixtures`` ``(N, L)``, ``visual`` ``(N, 2, T, C, H, W)``
+        (the frames of the clip of source 0 and source 1 of each mixture, as stored),
+        ``clip_index`` ``(N, 2)`` (their rows in the split) and ``sample_rate`` (a scalar)."""
+        data = dataset.split(split)
+        pairs = self.test_pairs(dataset, split)
+        src = _pair_sources(data, pairs)
+        flat = pairs.reshape(-1)
+        uniq, inverse = np.unique(flat, return_inverse=True)
+        frames = np.asarray(data.visual[uniq])[inverse]
+        return {"mixtures": src.sum(axis=1).astype(np.float32),
+                "visual": frames.reshape(len(pairs), 2, *frames.shape[1:]),
+                "clip_index": pairs, "sample_rate": np.asarray(int(dataset.spec.sample_rate))}
+
+    # ------------------------------------------------------------------ scoring
+    def _mixture_bss(self, dataset: Any, split: str, sources: np.ndarray,
+                     device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """SDR, SIR, SAR ``(M, S)`` of the unprocessed mixture as every estimate, cached in-process.
+
+        Every model's NSDR and the ``mixture`` reference row need them; the test mixtures are
+        fixed per dataset, so they are computed once per (dataset, split).
+        """
+        key = (dataset.fingerprint(), split, self.version, sources.shape)
+        if key not in self._mix_cache:
+            mix = np.broadcast_to(sources.sum(axis=1, keepdims=True), sources.shape)
+            self._mix_cache[key] = bss_eval_batch(mix, sources, device=device, source="mixture")
+            while len(self._mix_cache) > _CACHE_SIZE:
+                self._mix_cache.popitem(last=False)
+        return self._mix_cache[key]
+
+    @staticmethod
+    def _summarise(sdr: np.ndarray, sir: np.ndarray, sar: np.ndarray,
+                   mix_sdr: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Means over (mixture, source), as ``separation_metrics``; per-mixture items when finite."""
+        per = {"SDR": sdr, "SIR": sir, "SAR": sar, "NSDR": sdr - mix_sdr}
+        metrics = {k: float(np.mean(v)) for k, v in per.items()}
+        items = {k: v.mean(axis=1).tolist() for k, v in per.items() if np.all(np.isfinite(v))}
+        return metrics, items
+
+    def _score_estimates(self, dataset: Any, split: str, estimates: np.ndarray, sources: np.ndarray,
+                         device: str, source: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+        sdr, sir, sar = bss_eval_batch(estimates, sources, device=device, source=source)
+        return self._summarise(sdr, sir, sar, self._mixture_bss(dataset, split, sources, device)[0])
+
+    def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
+              ref_source: str = "ref") -> dict[str, float]:
+        from .metrics import separation_metrics
+
+        require(pred, pred_source, ("estimates",))
+        require(ref, ref_source, ("sources",))
+        est = check_array(pred["estimates"], pred_source, "estimates", ndim=3, kind="float")
+        src = check_array(ref["sources"], ref_source, "sources", ndim=3, kind="float")
+        if est.shape[0] != src.shape[0]:
+            raise InputError(pred_source, "estimates", f"has {est.shape[0]} mixtures but {ref_source} sources has {src.shape[0]}")
+        if est.shape[1:] != src.shape[1:]:
+            raise InputError(pred_source, "estimates",
+                             f"shape {est.shape} does not match {ref_source} sources {src.shape} (N, S, L)")
+        if src.shape[1] < 2:
+            raise InputError(ref_source, "sources", f"needs at least 2 sources per mixture, got S={src.shape[1]}")
+        silent = ~np.any(src != 0, axis=-1)
+        if silent.any():
+            n, j = (int(i) for i in np.argwhere(silent)[0])
+            raise InputError(ref_source, "sources", f"mixture {n}, source {j} is silent (all zeros): BSS eval is undefined")
+        mix = None
+        if "mixtures" in ref:
+            mix = check_array(ref["mixtures"], ref_source, "mixtures", ndim=2, kind="float")
+            if mix.shape != (src.shape[0], src.shape[2]):
+                raise InputError(ref_source, "mixtures",
+                                 f"expected shape {(src.shape[0], src.shape[2])} (N, L) to match sources, got {mix.shape}")
+        return separation_metrics(est, src, mix, source=pred_source)
+
+    def references(self, dataset: Any, ctx: EvalContext) -> dict[str, dict[str, float]]:
+        """``oracle_irm`` (ideal ratio masks on the mixture STFT) and ``mixture`` (no separation)."""
+        sources = _pair_sources(dataset.split("test"), self.test_pairs(dataset))
+        sp = _Spectral(int(dataset.spec.sample_rate))
+        with torch.no_grad():
+            specs = sp.stft(torch.from_numpy(sources))  # (M, 2, F, T) complex128
+            mix_spec = specs.sum(dim=1, keepdim=True)
+            oracle = sp.istft(_ideal_ratio_masks(specs) * mix_spec, length=sources.shape[-1]).numpy()
+        out = {"oracle_irm": self._score_estimates(dataset, "test", oracle, sources, ctx.device, "oracle_irm")[0]}
+        sdr, sir, sar = self._mixture_bss(dataset, "test", sources, ctx.device)
+        out["mixture"] = self._summarise(sdr, sir, sar, sdr)[0]
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
+        test = dataset.split("test")
+        pairs = self.test_pairs(dataset)
+        sources = _pair_sources(test, pairs)
+        mixtures = sources.sum(axis=1)
+        sr = int(dataset.spec.sample_rate)
+        n_fft, hop = stft_params(sr)
+        config: dict[str, Any] = {"split": "test", "mixtures": int(len(pairs)), "pair_seed": PAIR_SEED,
+                                  "sample_rate": sr, "bss_eval": "v3, known source order, 512-tap filters"}
+        if "separation" in getattr(model, "capabilities", ()):
+            estimates = self._own_separator(model, test, pairs, mixtures, sr, ctx)
+            protocol = "model's own separator"
+        else:
+            estimates, head_cfg = self._mask_head(model, dataset, pairs, mixtures, ctx)
+            protocol = "frozen visual embedding, suite-trained FiLM ratio-mask head on the mixture STFT"
+            config.update({"stft": {"n_fft": n_fft, "hop": hop, "window": "hann"}, "head": head_cfg})
+        metrics, items = self._score_estimates(dataset, "test", estimates, sources, ctx.device, "model output")
+        return TaskResult(metrics=metrics, protocol=protocol, config=config, item_metrics=items)
+
+    def _own_separator(self, model: Any, split: AVSplit, pairs: np.ndarray, mixtures: np.ndarray, sr: int,
+                       ctx: EvalContext) -> np.ndarray:
+        """``(M, 2, L)`` estimates from ``model.separate(mixture, visual of source j's clip, sr)``."""
+        m, length = mixtures.shape
+        out = np.empty((m, 2, length))
+        for lo in range(0, m, self.batch_size):
+            sl = slice(lo, min(m, lo + self.batch_size))
+            mix = torch.from_numpy(mixtures[sl]).float().to(ctx.device)
+            for j in range(2):
+                vis = visual_batch(split, pairs[sl, j], ctx.device)
+                with torch.no_grad():
+                    est = model.separate(mix, vis, sr)
+                est = check_array(torch.as_tensor(est).detach().cpu().double().numpy(), "model output", "separate",
+                                  ndim=2, kind="float")
+                if est.shape != tuple(mix.shape):
+                    raise InputError("model output", "separate", f"expected shape {tuple(mix.shape)} (B, L), got {est.shape}")
+                out[sl, j] = est
+        return out
+
+    def _mask_head(self, model: Any, dataset: Any, test_pairs: np.ndarray, test_mix: np.ndarray,
+                   ctx: EvalContext) -> tuple[np.ndarray, dict[str, Any]]:
+        """Train the FiLM mask head on frozen visual embeddings; return test estimates and its config."""
+        device = torch.device(ctx.device)
+        train, val, test = dataset.split("train"), dataset.split("val"), dataset.split("test")
+        emb = {name: _embed_visual(model, s, ctx.device) for name, s in (("train", train), ("val", val), ("test", test))}
+        mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
+        sd = np.where(sd > 1e-8, sd, 1.0)
+        emb = {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
+        sp = _Spectral(int(dataset.spec.sample_rate), device)
+        train_src = torch.from_numpy(np.asarray(train.sources, dtype=np.float32)).to(device)
+        train_labels = np.asarray(train.labels)
+        val_pairs = _scored_pairs(val, MAX_VAL_MIXTURES)
+        val_src = torch.from_numpy(_pair_sources(val, val_pairs)).float().to(device)
+
+        rng = np.random.default_rng([int(ctx.seed), PAIR_SEED])
+        # input standardisation from a fixed draw of training mixtures
+        with torch.no_grad():
+            probe = random_partners(train_labels, np.random.default_rng(PAIR_SEED))[:256]
+            logmag = _log_magnitude(sp.stft(train_src[probe[:, 0]] + train_src[probe[:, 1]]))
+            in_mu, in_sd = float(logmag.mean()), float(logmag.std().clamp_min(1e-6))
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(ctx.seed))
+            head = MaskHead(sp.bins, emb["train"].shape[1], hidden=self.hidden, kernel=self.kernel).to(device)
+        opt = torch.optim.Adam(head.parameters(), lr=self.lr)
+
+        def loss_of(src_pair: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+            """Weighted BCE of the target (source 0) mask; weights log(1 + |mixture|) as SoP."""
+            specs = sp.stft(src_pair)  # (B, 2, F, T)
+            mix = specs.sum(dim=1)
+            target = _ideal_ratio_masks(specs)[:, 0]
+            mix_mag = mix.abs()
+            mask = head((torch.log(mix_mag + 1e-3) - in_mu) / in_sd, vis)
+            weight = torch.log1p(mix_mag).clamp(1e-3, 10.0)
+            bce = nn.functional.binary_cross_entropy(mask, target, reduction="none")
+            return (weight * bce).sum() / weight.sum()
+
+        def val_loss() -> float:
+            head.eval()
+            total = 0.0
+            with torch.no_grad():
+                for lo in range(0, len(val_pairs), self.batch_size):
+                    sl = slice(lo, lo + self.batch_size)
+                    for j in range(2):  # each source of a mixture is a target once
+                        pair = val_src[sl] if j == 0 else val_src[sl].flip(1)
+                        total += float(loss_of(pair, emb["val"][val_pairs[sl, j]])) * len(val_pairs[sl])
+            return total / (2 * len(val_pairs))
+
+        epochs = self.quick_epochs if ctx.quick else self.epochs
+        best, best_state, bad, history = math.inf, None, 0, []
+        for epoch in range(epochs):
+            head.train()
+            pairs = random_partners(train_labels, rng)
+            for lo in range(0, len(pairs), self.batch_size):
+                batch = pairs[lo : lo + self.batch_size]
+                if len(batch) < 2:
+                    continue
+                idx = torch.from_numpy(batch).to(device)
+                loss = loss_of(train_src[idx], emb["train"][idx[:, 0]])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            score = val_loss() if len(val_pairs) else float(loss.detach())
+            history.append(round(score, 5))
+            if score < best - 1e-6:
+                best, best_state, bad = score, copy.deepcopy(head.state_dict()), 0
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            head.load_state_dict(best_state)
+        head.eval()
+
+        estimates = np.empty((len(test_pairs), 2, test_mix.shape[1]))
+        with torch.no_grad():
+            for lo in range(0, len(test_pairs), self.batch_size):
+                sl = slice(lo, lo + self.batch_size)
+                mix = torch.from_numpy(test_mix[sl]).float().to(device)
+                spec = sp.stft(mix)
+                x = (_log_magnitude(spec) - in_mu) / in_sd
+                for j in range(2):
+                    mask = head(x, emb["test"][test_pairs[sl, j]])
+                    estimates[sl, j] = sp.istft(mask * spec, length=test_mix.shape[1]).double().cpu().numpy()
+        cfg = {"arch": f"conv1d({sp.bins}->{self.hidden}->{self.hidden}->{sp.bins}), kernel {self.kernel}, FiLM",
+               "loss": "log(1+|X|)-weighted BCE to the ideal ratio mask", "optimizer": "Adam", "lr": self.lr,
+               "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
+               "epochs_run": len(history), "best_val_loss": None if best_state is None else round(best, 6),
+               "val_loss": history, "embedding": "embed_visual, standardised with train statistics"}
+        return estimates, cfg
+
+
+def _embed_visual(model: Any, split: AVSplit, device: str, batch_size: int = 128) -> np.ndarray:
+    """``(N, D)`` float64 visual clip embeddings of a split, validated."""
+    out = []
+    with torch.no_grad():
+        for idx in split.batches(batch_size):
+            out.append(torch.as_tensor(model.embed_visual(visual_batch(split, idx, device))).detach().cpu().double().numpy())
+    return check_array(np.concatenate(out), "model output", "embed_visual", ndim=2, kind="float")
