@@ -1,0 +1,252 @@
+"""Audio-visual event localization task adapter (supervised AVE protocol, frozen segment features).
+
+Protocol (frozen features, a small head trained by the suite; AVE protocol of Tian et al.
+2018, as Lin and Wang and Duan et al. report it): every clip is cut into T segments, each
+labelled with one of the event classes or background (C = num_classes + 1). The model
+gives per-segment audio and visual features (``embed_audio_segments`` /
+``embed_visual_segments``, capability ``segments``), never fine-tuned; they are
+concatenated per segment, ``[a_t, v_t]``, and standardised with train statistics. The
+suite trains a head on the train split with cross-entropy over all segments: by default
+a linear layer applied to every segment, or with the task option ``event_head=gru`` a
+one-layer bidirectional GRU over the segments followed by a linear layer (the temporal
+model of Tian et al.). Training is seeded, uses AdamW on mini-batches of clips and keeps
+the epoch with the best val segment accuracy (early stopping). ``ACC`` is the accuracy
+over all test segments; ``video_ACC`` (a suite addition) the share of test clips whose
+every segment is right.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.arrays import check_array, require
+from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from benchmark.errors import ConfigError, InputError, ModelError
+
+from ..base import EvalContext, MetricSpec, Task, TaskResult
+from .metrics import METRICS as _BASE_METRICS
+from .metrics import event_localization_metrics
+
+__all__ = ["EventLocalizationTask", "HeadConfig", "METRICS", "segment_features", "train_segment_head"]
+
+METRICS: dict[str, MetricSpec] = dict(_BASE_METRICS)
+HEADS = ("linear", "gru")
+_EMBED_BATCH = 128
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Training settings of the segment head (CPU-friendly; ``quick`` halves the epochs)."""
+
+    head: str = "linear"
+    gru_hidden: int = 64
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    epochs: int = 60
+    quick_epochs: int = 30
+    patience: int = 8
+
+
+# ----------------------------------------------------------------------------- features
+@torch.no_grad()
+def segment_features(model: Any, split: AVSplit, *, device: str = "cpu", batch_size: int = _EMBED_BATCH) -> np.ndarray:
+    """``[a_t, v_t]`` per segment: ``(N, T, Da + Dv)`` float32 from the model's segment embeddings."""
+    t_want = int(np.shape(split.segment_labels)[1])
+    parts = []
+    for idx in split.batches(batch_size):
+        a = model.embed_audio_segments(audio_batch(split, idx, device)).detach().cpu().float()
+        v = model.embed_visual_segments(visual_batch(split, idx, device)).detach().cpu().float()
+        for name, t in (("embed_audio_segments", a), ("embed_visual_segments", v)):
+            if t.ndim != 3 or t.shape[0] != len(idx) or t.shape[1] != t_want:
+                raise ModelError(f"model output: {name}: expected shape ({len(idx)}, {t_want}, D), got {tuple(t.shape)}")
+            if not torch.isfinite(t).all():
+                raise ModelError(f"model output: {name}: contains NaN or inf")
+        parts.append(torch.cat([a, v], dim=2).numpy())
+    return np.concatenate(parts)
+
+
+def _check_segment_labels(split: AVSplit, name: str, num_classes: int, source: str) -> np.ndarray:
+    labels = check_array(split.segment_labels, source, f"{name} segment_labels", ndim=2, kind="int")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i, t = (int(v) for v in np.argwhere(bad)[0])
+        raise InputError(source, f"{name} segment_labels",
+                         f"label {int(labels[i, t])} at clip {i}, segment {t} is out of range [0, {num_classes})")
+    return labels
+
+
+# ----------------------------------------------------------------------------- heads
+class _LinearHead(nn.Module):
+    """The same linear classifier on every segment: ``(B, T, d) -> (B, T, C)``."""
+
+    def __init__(self, d_in: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(d_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class _GRUHead(nn.Module):
+    """A bidirectional GRU over the segments, then a linear classifier per segment."""
+
+    def __init__(self, d_in: int, num_classes: int, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(d_in, hidden, num_layers=1, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.gru(x)[0])
+
+
+def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    net.eval()
+    with torch.no_grad():
+        return float((net(x).argmax(dim=2) == y).float().mean())
+
+
+def train_segment_head(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
+    cfg: HeadConfig = HeadConfig(), *, seed: int = 0, device: str = "cpu", quick: bool = False,
+) -> tuple[nn.Module, list[np.ndarray], dict[str, Any]]:
+    """Train a segment head on standardised features; early stopping on val segment accuracy.
+
+    Args:
+        x_train, x_val: ``(N, T, d)`` segment features; ``y_train``, ``y_val``: ``(N, T)`` labels.
+        num_classes: ``C`` (event classes plus background).
+        cfg: head type and optimisation settings.
+        seed: seeds the initialisation and the clip order (the global RNG state is kept).
+
+    Returns:
+        The head with the weights of the best val epoch (earliest on ties) in eval mode, the
+        train standardisation ``[mu, sd]`` to apply to test features as ``(x - mu) / sd``,
+        and ``{"epochs_run", "best_epoch", "val_ACC"}``.
+    """
+    if cfg.head not in HEADS:
+        raise ConfigError(f"event_localization: option event_head must be one of {', '.join(HEADS)}, got {cfg.head!r}")
+    flat = x_train.reshape(-1, x_train.shape[-1]).astype(np.float64)
+    mu, sd = flat.mean(axis=0), flat.std(axis=0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    xtr = torch.as_tensor(((x_train - mu) / sd).astype(np.float32), device=device)
+    xva = torch.as_tensor(((x_val - mu) / sd).astype(np.float32), device=device)
+    ytr = torch.as_tensor(y_train, dtype=torch.long, device=device)
+    yva = torch.as_tensor(y_val, dtype=torch.long, device=device)
+    epochs = cfg.quick_epochs if quick else cfg.epochs
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        d_in = xtr.shape[2]
+        net: nn.Module = (_LinearHead(d_in, num_classes) if cfg.head == "linear"
+                          else _GRUHead(d_in, num_classes, cfg.gru_hidden)).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        order_rng = np.random.default_rng(seed)
+        best_acc, best_state, best_epoch, bad, epoch = -1.0, copy.deepcopy(net.state_dict()), -1, 0, -1
+        for epoch in range(epochs):
+            net.train()
+            perm = torch.as_tensor(order_rng.permutation(len(xtr)), device=device)
+            for s in range(0, len(perm), cfg.batch_size):
+                idx = perm[s : s + cfg.batch_size]
+                logits = net(xtr[idx])
+                loss = nn.functional.cross_entropy(logits.reshape(-1, num_classes), ytr[idx].reshape(-1))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            acc = _accuracy(net, xva, yva)
+            if acc > best_acc:
+                best_acc, best_state, best_epoch, bad = acc, copy.deepcopy(net.state_dict()), epoch, 0
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, [mu, sd], {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc}
+
+
+# ----------------------------------------------------------------------------- task
+class EventLocalizationTask(Task):
+    name = "event_localization"
+    version = "1"
+    metrics = METRICS
+    headline = ("ACC", "video_ACC")
+    needs = ("segment_labels",)
+    pred_keys = ("segment_scores (N, T, C) float (argmax = prediction) or segment_labels (N, T) int; "
+                 "scores win if both")
+    ref_keys = "segment_labels (N, T) int, background = num_classes"
+    export_inputs = ("test split audio (N, T, Fa) and visual (N, T, C, H, W), T segments per clip; the model "
+                     "predicts one of num_classes + 1 labels (background = num_classes) per segment")
+
+    def supports(self, model: Any, spec: Any, split: Any) -> str | None:
+        why = super().supports(model, spec, split)
+        if why is None and model is not None and "segments" not in set(getattr(model, "capabilities", ())):
+            why = "model lacks the 'segments' capability (embed_audio_segments / embed_visual_segments)"
+        return why
+
+    def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
+        spec = dataset.spec
+        head = str(ctx.options.get("event_head", "linear"))
+        cfg = HeadConfig(head=head)
+        if head not in HEADS:
+            raise ConfigError(f"event_localization: option event_head must be one of {', '.join(HEADS)}, got {head!r}")
+        num_classes = int(spec.num_classes) + 1
+        source = f"dataset '{spec.name}'"
+        splits = {name: dataset.split(name) for name in ("train", "val", "test")}
+        labels = {name: _check_segment_labels(s, name, num_classes, source) for name, s in splits.items()}
+        feats = {name: segment_features(model, s, device=ctx.device) for name, s in splits.items()}
+        net, (mu, sd), info = train_segment_head(feats["train"], labels["train"], feats["val"], labels["val"],
+                                                 num_classes, cfg, seed=ctx.seed, device=ctx.device, quick=ctx.quick)
+        with torch.no_grad():
+            x = torch.as_tensor(((feats["test"] - mu) / sd).astype(np.float32), device=ctx.device)
+            scores = net(x).double().cpu().numpy()
+        y = labels["test"]
+        metrics = event_localization_metrics(y, segment_scores=scores, num_classes=num_classes, source="head")
+        right = np.argmax(scores, axis=2) == y
+        items = {"ACC": right.mean(axis=1).tolist(), "video_ACC": right.all(axis=1).astype(float).tolist()}
+        head_desc = "linear layer per segment" if head == "linear" else "1-layer BiGRU over segments + linear"
+        return TaskResult(
+            metrics=metrics,
+            protocol=f"frozen segment features [a_t, v_t]; {head_desc} trained on train, early stop on val ACC",
+            config={"head": asdict(cfg), "num_classes": num_classes, "features": "concat(audio, visual) per segment",
+                    "standardize": "train mean/std", "fit": info, "train_split": "train", "selection_split": "val",
+                    "split": "test"},
+            item_metrics=items,
+        )
+
+    def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
+              ref_source: str = "ref") -> dict[str, float]:
+        require(ref, ref_source, ("segment_labels",))
+        if "segment_scores" not in pred and "segment_labels" not in pred:
+            have = ", ".join(sorted(pred)) or "none"
+            raise InputError(pred_source, "segment_scores",
+                             f"missing array: give segment_scores or segment_labels (arrays present: {have})")
+        truth = check_array(ref["segment_labels"], ref_source, "segment_labels", ndim=2, kind="int")
+        if truth.shape[1] < 1:
+            raise InputError(ref_source, "segment_labels", f"needs at least 1 segment per clip, got shape {truth.shape}")
+        if (truth < 0).any():
+            i, t = (int(v) for v in np.argwhere(truth < 0)[0])
+            raise InputError(ref_source, "segment_labels", f"negative label {int(truth[i, t])} at clip {i}, segment {t}")
+        key = "segment_scores" if "segment_scores" in pred else "segment_labels"
+        p = check_array(pred[key], pred_source, key, ndim=3 if key == "segment_scores" else 2,
+                        kind="float" if key == "segment_scores" else "int")
+        if p.shape[:2] != truth.shape:
+            raise InputError(pred_source, key, f"has shape {p.shape} but {ref_source} segment_labels has "
+                             f"{truth.shape} (expected the same clips x segments)")
+        if key == "segment_scores":
+            if (truth >= p.shape[2]).any():
+                i, t = (int(v) for v in np.argwhere(truth >= p.shape[2])[0])
+                raise InputError(ref_source, "segment_labels", f"label {int(truth[i, t])} at clip {i}, segment {t} "
+                                 f"has no class in {pred_source} segment_scores ({p.shape[2]} classes)")
+            return event_localization_metrics(truth, segment_scores=p, source=pred_source)
+        return event_localization_metrics(truth, segment_labels=p, source=pred_source)
+
+    def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        data = dataset.split(split)
+        if not data.has("segment_labels"):
+            raise InputError(f"dataset '{dataset.spec.name}' {split} split", "segment_labels",
+                             "the dataset has no segment labels")
+        return {"segment_labels": np.asarray(data.segment_labels, dtype=np.int64)}
