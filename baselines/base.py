@@ -127,6 +127,13 @@ class EmbeddingModel(nn.Module):
         """Parameters of objective modules (centers, discriminators) trained jointly."""
         return []
 
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Hook run before each training epoch (``epoch`` of ``epochs``): schedules such as MMS margins."""
+
+    def on_epoch_end(self, epoch: int, train: AVSplit, device: torch.device) -> None:
+        """Hook run after each training epoch, before validation: e.g. refit a post-hoc projection
+        (DCCA's linear CCA) that the clip embeddings depend on."""
+
     def fit(self, train: AVSplit, val: AVSplit | None, ctx: FitContext) -> None:
         from tasks.retrieval.metrics import retrieval_metrics  # late import: tasks depend on benchmark only
 
@@ -139,6 +146,7 @@ class EmbeddingModel(nn.Module):
         best, best_state, bad, history = -np.inf, None, 0, []
         bar = _progress(range(epochs), ctx, desc=f"train {type(self).__name__}")
         for epoch in bar:
+            self.on_epoch_start(epoch, epochs)
             self.train()
             total, count = 0.0, 0
             for idx in train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed * 100003 + epoch):
@@ -152,6 +160,7 @@ class EmbeddingModel(nn.Module):
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
+            self.on_epoch_end(epoch, train, device)
             entry = {"epoch": epoch, "train_loss": total / max(count, 1)}
             if val is not None and (epoch + 1) % cfg.eval_every == 0:
                 a, v = embed_split(self, val, device=str(device))

@@ -1,0 +1,314 @@
+"""The baseline zoo: learned models spanning the survey's taxonomy (encoders x objectives x learning).
+
+Each registered model combines one encoder of :mod:`baselines.encoders` (survey §3.1) with
+one or more objectives of :mod:`baselines.objectives` (survey §3.2), follows one or more
+Table 1 papers, and is either *supervised* (its loss reads the clip labels) or
+*semi-supervised* in the survey's sense (it learns from audio-visual pairing alone and never
+reads a label). Importing this module registers every model in
+:data:`baselines.registry.MODELS`.
+
+Model classes (all :class:`~baselines.base.EmbeddingModel` subclasses):
+
+:class:`PairwiseModel`
+    one pairwise metric-learning objective on the clip embeddings (InfoNCE, hinge, MMS with a
+    margin schedule, triplet, N-pair, lifted, contrastive).
+:class:`MILNCEModel`
+    MIL-NCE: a clip of one modality against the bag of the other modality's segments.
+:class:`DCCAModel`
+    deep CCA; the clip embeddings are the encoders' outputs projected on the canonical
+    directions fitted on the train split after every epoch (Andrew et al.'s DCCA pipeline),
+    so that cosine retrieval compares canonical variates.
+:class:`ClassifierModel`
+    cross-entropy through a classifier shared by both modalities, plus optional center loss
+    and the L2 modality-invariance term (Zhen et al., 2019).
+:class:`CoAttentionModel`, :class:`AutoencoderModel`, :class:`VAEModel`, :class:`GANModel`
+    the encoders with auxiliary outputs (cross-attended features, reconstructions,
+    posteriors, a modality discriminator) and the objectives that use them.
+
+Every hyper-parameter (objective options, loss weights, segment sampling, training
+settings) is returned by ``config()`` and so lands in the result records.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from benchmark.errors import ConfigError
+from benchmark.interface import DataSpec
+
+from .base import Batch, EmbeddingModel, TrainConfig
+from .objectives import OBJECTIVES, MarginSchedule
+from .registry import register_model
+
+SUPERVISED = "supervised"
+SEMI_SUPERVISED = "semi-supervised"
+
+
+# ============================================================================ base class
+class ZooModel(EmbeddingModel):
+    """An :class:`EmbeddingModel` whose loss is a weighted sum of registered objectives.
+
+    Subclasses implement :meth:`loss_terms` (objective id -> scalar loss of the batch);
+    ``weights`` scale the terms (missing ids weigh 1). ``objective_args`` holds the keyword
+    options of each objective, passed on every call by :meth:`objective`.
+
+    ``learning`` is ``"supervised"`` or ``"semi-supervised"``; only supervised models see
+    labels: :meth:`labels` returns ``None`` for the others, so their objectives run on
+    pairing alone. ``train_segments`` (optional) trains on a random subset of that many
+    segments per clip, the same segments for both modalities (sparse segment sampling as in
+    temporal segment networks); it cuts the cost of the visual front end and inference always
+    uses every segment.
+    """
+
+    def __init__(self, spec: DataSpec, *, encoder: str, learning: str, dim: int = 64, hidden: int = 64,
+                 train: TrainConfig | None = None, encoder_args: dict[str, Any] | None = None,
+                 objective_args: dict[str, dict[str, Any]] | None = None, weights: dict[str, float] | None = None,
+                 train_segments: int | None = None):
+        if learning not in (SUPERVISED, SEMI_SUPERVISED):
+            raise ConfigError(f"zoo: learning must be '{SUPERVISED}' or '{SEMI_SUPERVISED}', got {learning!r}")
+        for field, value in (("dim", dim), ("hidden", hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"zoo: {field} must be a positive integer, got {value!r}")
+        if train_segments is not None and (isinstance(train_segments, bool) or not isinstance(train_segments, int)
+                                           or train_segments < 1):
+            raise ConfigError(f"zoo: train_segments must be a positive integer or None, got {train_segments!r}")
+        objective_args = {k: dict(v) for k, v in (objective_args or {}).items()}
+        for name in objective_args:
+            if name not in OBJECTIVES:
+                raise ConfigError(f"zoo: unknown objective '{name}' in objective_args; known: {', '.join(OBJECTIVES)}")
+        super().__init__(spec, encoder=encoder, dim=dim, hidden=hidden, train=train, encoder_args=encoder_args,
+                         objective_args=objective_args)
+        self.learning = learning
+        self.weights = {k: float(v) for k, v in (weights or {}).items()}
+        self.train_segments = train_segments
+        self.last_terms: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ configuration
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "model_class": type(self).__name__, "learning": self.learning,
+                "weights": dict(self.weights), "train_segments": self.train_segments}
+
+    @property
+    def supervised(self) -> bool:
+        return self.learning == SUPERVISED
+
+    def labels(self, batch: Batch) -> Tensor | None:
+        """The batch labels for supervised models; ``None`` (never read) for the others."""
+        return batch.labels if self.supervised else None
+
+    def objective(self, name: str, *args: Any, **kwargs: Any) -> Tensor:
+        """Call objective ``name`` with its configured options (``kwargs`` override them)."""
+        return OBJECTIVES[name].fn(*args, **{**self.objective_args.get(name, {}), **kwargs})
+
+    # ------------------------------------------------------------------ training
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> Tensor:
+        if self.training and self.train_segments is not None:
+            batch = sample_segments(batch, self.train_segments)
+        terms = self.loss_terms(batch)
+        self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
+        return sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
+
+
+def sample_segments(batch: Batch, k: int) -> Batch:
+    """A batch restricted to ``k`` random segments per clip (sorted, shared by both modalities).
+
+    Segment labels follow the sampled segments; the generator is torch's global one, so
+    the draw is reproducible under :func:`~baselines.base.seed_everything`.
+    """
+    b, t = batch.audio.shape[:2]
+    if k >= t:
+        return batch
+    idx = torch.rand(b, t, device=batch.audio.device).argsort(dim=1)[:, :k].sort(dim=1).values
+    audio = torch.take_along_dim(batch.audio, idx[:, :, None], dim=1)
+    visual = torch.take_along_dim(batch.visual, idx.reshape(b, k, *([1] * (batch.visual.dim() - 2))), dim=1)
+    seg = None if batch.segment_labels is None else torch.take_along_dim(batch.segment_labels, idx, dim=1)
+    return replace(batch, audio=audio, visual=visual, segment_labels=seg)
+
+
+# ============================================================================ pairwise objectives
+class PairwiseModel(ZooModel):
+    """One pairwise objective ``fn(a, v, labels)`` on the clip embeddings.
+
+    ``margin_schedule`` (``{"start", "end", "mode"}``, MMS only) increases the margin of the
+    objective over the epochs with :class:`~baselines.objectives.MarginSchedule`, as
+    Ilharco et al. (2019) and Rouditchenko et al. (2020) do.
+    """
+
+    def __init__(self, spec: DataSpec, *, objective: str, margin_schedule: dict[str, Any] | None = None,
+                 **kw: Any):
+        info = OBJECTIVES.get(objective)
+        if info is None or info.kind != "pairwise":
+            raise ConfigError(f"zoo: '{objective}' is not a pairwise objective")
+        super().__init__(spec, **kw)
+        self.objective_id = objective
+        self.margin_schedule = None if margin_schedule is None else dict(margin_schedule)
+        self._schedule: MarginSchedule | None = None
+        if self.margin_schedule is not None:
+            MarginSchedule(**{"total_steps": 1, **self.margin_schedule})  # validate now, not mid-fit
+            self.objective_args.setdefault(objective, {})["margin"] = float(self.margin_schedule["start"])
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "objective": self.objective_id, "margin_schedule": self.margin_schedule}
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        if self.margin_schedule is not None:
+            schedule = MarginSchedule(**{"total_steps": max(epochs - 1, 1), **self.margin_schedule})
+            self.objective_args[self.objective_id]["margin"] = schedule(epoch)
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a, v = self.encode_batch(batch)
+        return {self.objective_id: self.objective(self.objective_id, a, v, self.labels(batch))}
+
+
+# ============================================================================ deep CCA
+class DCCAModel(ZooModel):
+    """Deep CCA (``dcca`` objective) with the linear CCA projection as the last layer.
+
+    DCCA maximises the total canonical correlation of the two towers' outputs; the
+    canonical directions themselves are a by-product of the whitening inside the loss. After
+    every epoch the model embeds the train split, fits the regularised linear CCA of the two
+    outputs (ridge ``r1``/``r2`` as the loss) and keeps the top ``cca_dim`` directions as
+    buffers; clip, segment and spatial embeddings are the centred outputs projected on them.
+    Before the first fit the projection is the identity.
+    """
+
+    def __init__(self, spec: DataSpec, *, cca_dim: int | None = None, **kw: Any):
+        super().__init__(spec, **kw)
+        self.cca_dim = self.dim if cca_dim is None else int(cca_dim)
+        if not 1 <= self.cca_dim <= self.dim:
+            raise ConfigError(f"zoo: cca_dim must be in [1, {self.dim}], got {cca_dim!r}")
+        eye = torch.eye(self.dim, self.cca_dim)
+        self.register_buffer("mean_a", torch.zeros(self.dim))
+        self.register_buffer("mean_v", torch.zeros(self.dim))
+        self.register_buffer("proj_a", eye.clone())
+        self.register_buffer("proj_v", eye.clone())
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "cca_dim": self.cca_dim}
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a, v = self.encode_batch(batch)
+        return {"dcca": self.objective("dcca", a, v)}
+
+    @torch.no_grad()
+    def on_epoch_end(self, epoch: int, train: AVSplit, device: torch.device) -> None:
+        self.eval()
+        a, v = [], []
+        for idx in train.batches(256):
+            a.append(self.audio_encoder(audio_batch(train, idx, device)).double().cpu())
+            v.append(self.visual_encoder(visual_batch(train, idx, device)).double().cpu())
+        args = self.objective_args.get("dcca", {})
+        mean_a, mean_v, proj_a, proj_v = linear_cca(torch.cat(a), torch.cat(v), self.cca_dim,
+                                                    r1=float(args.get("r1", 1e-3)), r2=float(args.get("r2", 1e-3)))
+        for name, value in (("mean_a", mean_a), ("mean_v", mean_v), ("proj_a", proj_a), ("proj_v", proj_v)):
+            getattr(self, name).copy_(value.to(getattr(self, name)))
+
+    def _project(self, x: Tensor, which: str, channel_dim: int = -1) -> Tensor:
+        mean, proj = (self.mean_a, self.proj_a) if which == "a" else (self.mean_v, self.proj_v)
+        x = x.movedim(channel_dim, -1)
+        return ((x - mean) @ proj).movedim(-1, channel_dim)
+
+    def embed_audio(self, audio: Tensor) -> Tensor:
+        return self._project(super().embed_audio(audio), "a")
+
+    def embed_visual(self, visual: Tensor) -> Tensor:
+        return self._project(super().embed_visual(visual), "v")
+
+    def embed_audio_segments(self, audio: Tensor) -> Tensor:
+        return self._project(super().embed_audio_segments(audio), "a")
+
+    def embed_visual_segments(self, visual: Tensor) -> Tensor:
+        return self._project(super().embed_visual_segments(visual), "v")
+
+    def embed_visual_spatial(self, visual: Tensor) -> Tensor:
+        return self._project(super().embed_visual_spatial(visual), "v", channel_dim=1)
+
+
+def linear_cca(a: Tensor, v: Tensor, k: int, *, r1: float = 1e-3, r2: float = 1e-3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Regularised linear CCA of ``(N, Da)`` and ``(N, Dv)``: means and the top-``k`` projections.
+
+    With covariances ``C_aa + r1 I``, ``C_vv + r2 I`` and the SVD
+    ``C_aa^{-1/2} C_av C_vv^{-1/2} = U S V^T``, the projections are ``C_aa^{-1/2} U_k`` and
+    ``C_vv^{-1/2} V_k``: projected variates have unit variance and pairwise correlations
+    ``S_k``, the largest ones first.
+    """
+    a, v = a.double(), v.double()
+    mean_a, mean_v = a.mean(0), v.mean(0)
+    ha, hv = a - mean_a, v - mean_v
+    n = max(a.shape[0] - 1, 1)
+
+    def inv_sqrt(h: Tensor, r: float) -> Tensor:
+        cov = h.T @ h / n + r * torch.eye(h.shape[1], dtype=h.dtype)
+        w, q = torch.linalg.eigh(cov)
+        return q @ torch.diag(w.clamp_min(1e-12).rsqrt()) @ q.T
+
+    wa, wv = inv_sqrt(ha, r1), inv_sqrt(hv, r2)
+    u, _, vt = torch.linalg.svd(wa @ (ha.T @ hv / n) @ wv)
+    return mean_a, mean_v, wa @ u[:, :k], wv @ vt.T[:, :k]
+
+
+# ============================================================================ registration helpers
+ModelClass = Callable[..., ZooModel]
+
+
+def _register(name: str, cls: ModelClass, *, encoder: str, objectives: list[str], learning: str, papers: list[str],
+              description: str, train: TrainConfig | None = None, hidden: int = 64,
+              train_segments: int | None = None, **model_kw: Any) -> None:
+    """Register ``name``: a factory ``(spec, dim=64, hidden=.., epochs=.., ...) -> cls(...)``.
+
+    Factory options (``--model-args``): ``dim``, ``hidden``, ``epochs``, ``quick_epochs``,
+    ``lr``, ``batch_size``, ``train_segments`` (``0`` = every segment).
+    """
+    base_train = train or TrainConfig()
+    encoders = [encoder]
+
+    def factory(spec: DataSpec, dim: int = 64, hidden: int = hidden, epochs: int | None = None,
+                quick_epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+                train_segments: int | None = train_segments) -> ZooModel:
+        overrides = {k: v for k, v in (("epochs", epochs), ("quick_epochs", quick_epochs), ("lr", lr),
+                                       ("batch_size", batch_size)) if v is not None}
+        for key, value in overrides.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"model '{name}': {key} must be a positive number, got {value!r}")
+        cfg = replace(base_train, **overrides)
+        segs = None if train_segments in (None, 0) else train_segments
+        return cls(spec, encoder=encoder, learning=learning, dim=dim, hidden=hidden, train=cfg, train_segments=segs,
+                   **_copy_kw(model_kw))
+
+    factory.__name__ = f"build_{name}"
+    factory.__doc__ = f"Build the '{name}' baseline: {description}"
+    register_model(name, encoder=encoders, objective=list(objectives), learning=learning, papers=list(papers),
+                   description=description)(factory)
+
+
+def _copy_kw(kw: dict[str, Any]) -> dict[str, Any]:
+    """Deep-enough copy of the registration's model options (nested dicts are per model)."""
+    return {k: ({kk: dict(vv) if isinstance(vv, dict) else vv for kk, vv in v.items()} if isinstance(v, dict) else v)
+            for k, v in kw.items()}
+
+
+#: quick-mode settings shared by the zoo: small enough for 2 CPU cores
+_TRAIN = TrainConfig(epochs=40, quick_epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-4, patience=6)
+
+_register(
+    "infonce", PairwiseModel, objective="infonce", encoder="mlp", objectives=["infonce"], learning=SEMI_SUPERVISED,
+    papers=["Chen et al., 2021", "Ma et al., 2020a", "Patrick et al., 2020"],
+    description="mlp towers + InfoNCE with in-batch negatives, learned from pairing alone",
+    objective_args={"infonce": {"temperature": 0.1}}, train=_TRAIN, train_segments=4,
+)
+_register(
+    "dcca", DCCAModel, encoder="mlp", objectives=["dcca"], learning=SEMI_SUPERVISED,
+    papers=["Rajan et al., 2021", "Zeng et al., 2021"],
+    description="mlp towers + deep CCA (top-k canonical correlations), CCA projection as last layer",
+    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, cca_dim=16, train=replace(_TRAIN, batch_size=128),
+    train_segments=4,
+)
