@@ -151,7 +151,7 @@ class _MLP(nn.Module):
 def mlp_probe(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, x_test: np.ndarray,
     num_classes: int, *, seed: int = 0, device: str = "cpu", hidden: int = 256, dropout: float = 0.1,
-    lr: float = 1e-3, weight_decay: float = 1e-4, epochs: int = 100, patience: int = 10, batch_size: int = 128,
+    lr: float = 3e-3, weight_decay: float = 1e-4, epochs: int = 100, patience: int = 20, batch_size: int = 128,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One-hidden-layer MLP probe on standardised features with early stopping on val.
 
