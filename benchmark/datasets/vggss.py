@@ -61,7 +61,12 @@ class LocalizationItem:
 
 
 def read_vggss_json(path: Path) -> list[LocalizationItem]:
-    """Parse ``vggss.json``: a list of ``{"file", "class", "bbox": [[x1, y1, x2, y2], ...]}``."""
+    """Parse ``vggss.json``: a list of ``{"file", "class", "bbox": [[x1, y1, x2, y2], ...]}``.
+
+    Coordinates are clipped to [0, 1]; boxes without area after clipping (12 in the public
+    file, from corrupt values such as -2.88e16) are dropped, which is what the LVS evaluation's
+    integer slicing does with them. Their number is kept in :data:`LAST_DEGENERATE`.
+    """
     need_file(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -69,7 +74,7 @@ def read_vggss_json(path: Path) -> list[LocalizationItem]:
         raise InputError(path, None, f"not valid JSON ({e})") from None
     if not isinstance(data, list):
         raise InputError(path, None, f"expected a JSON list of entries, got {type(data).__name__}")
-    items, seen = [], set()
+    items, seen, degenerate = [], set(), 0
     for i, entry in enumerate(data):
         where = f"[{i}]"
         if not isinstance(entry, dict):
@@ -93,16 +98,22 @@ def read_vggss_json(path: Path) -> list[LocalizationItem]:
                 isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in b)
             if not ok:
                 raise InputError(path, f"{where}.bbox[{k}]", f"expected 4 finite numbers [x1, y1, x2, y2], got {b!r}")
-            x1, y1, x2, y2 = (float(v) for v in b)
-            if x2 < x1 or y2 < y1:
-                raise InputError(path, f"{where}.bbox[{k}]", f"x2 < x1 or y2 < y1 in {b!r}")
-            if min(x1, y1) < -0.01 or max(x2, y2) > 1.01:
-                raise InputError(path, f"{where}.bbox[{k}]", f"coordinates must be image-relative in [0, 1], got {b!r}")
+            # The public file has corrupt coordinates (e.g. -2.88e16). As the LVS evaluation does,
+            # coordinates are clipped to the image and a box left with no area covers nothing.
+            x1, y1, x2, y2 = (min(max(float(v), 0.0), 1.0) for v in b)
+            if x2 <= x1 or y2 <= y1:
+                degenerate += 1
+                continue
             boxes.append((x1, y1, x2, y2))
         items.append(LocalizationItem(file, label, (tuple(boxes),)))
     if not items:
         raise InputError(path, None, "no entries")
+    LAST_DEGENERATE[str(path)] = degenerate
     return items
+
+
+#: number of boxes dropped as degenerate by the last :func:`read_vggss_json` of each file
+LAST_DEGENERATE: dict[str, int] = {}
 
 
 def read_id_list(path: Path) -> list[str]:
@@ -305,4 +316,6 @@ def load_vggss(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
         items = [it for it in items if it.file in keep]
     classes = tuple(sorted({it.label for it in items}))
     return build_localization("vggss", folder, items, classes, render_box_mask, cfg,
-                              {"train": 300, "val": 40, "test": 200}, {"list": which})
+                              {"train": 300, "val": 40, "test": 200},
+                              {"list": which, "degenerate_boxes": LAST_DEGENERATE.get(str(ann / "vggss.json"), 0),
+                               "empty_masks": sum(not it.boxes[0] for it in items)})
