@@ -1,0 +1,289 @@
+"""Sound-to-image generation: FD, KID and paired-retrieval MRR of generated frames.
+
+Protocol (frozen audio embeddings + suite-trained decoder), as sound-to-image work such as
+Fanzeres and Nadeu (2021) and Athanasiadis et al. (2020): a decoder (linear layer, then
+transposed convolutions) learns to draw each clip's target frame from the model's frozen
+``embed_audio`` (standardised with train statistics), trained with an L1 loss (plus, when
+the task option ``gen_adv`` is a positive weight, a non-saturating GAN term from a small
+discriminator; off by default for speed), keeping the epoch of lowest validation L1.
+Generated and real test frames are compared in the feature space of a small CNN the suite
+trains once per dataset to classify the train frames (the "Inception" of this suite,
+cached on disk): Fréchet distance (FD), KID (unbiased cubic-kernel MMD^2) and the MRR of
+retrieving each clip's own real frame from its generated one (Zhu et al., 2021b). Frames
+are compared at the protocol resolution (at most 64 pixels a side). With the option
+``inception_weights`` (pytorch-fid's file) real-image FID with the FID Inception network
+is added. A model with the ``generation`` capability is scored with its own ``generate``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.arrays import check_array, require
+from benchmark.datasets.base import AVSplit, audio_batch
+from benchmark.errors import ConfigError, InputError
+
+from ..base import EvalContext, MetricSpec, Task, TaskResult
+from .feature_net import (FEATURE_NET_VERSION, frame_features, load_or_train, net_features, protocol_size,
+                          to_protocol_images)
+from .metrics import METRICS as _METRICS
+from .metrics import frechet_distance, generation_metrics
+
+METRICS: dict[str, MetricSpec] = {
+    **_METRICS,
+    "FID": MetricSpec("FID", False, "Fréchet distance of FID Inception-v3 pool3 features (only with --inception-weights)"),
+}
+
+__all__ = ["GenerationTask", "FrameDecoder", "METRICS", "frame_features", "protocol_size"]
+
+
+class FrameDecoder(nn.Module):
+    """``(B, D)`` embedding -> ``(B, 3, h, w)`` image in (0, 1).
+
+    A linear layer to a 128-channel map of about 4x4, then stride-2 transposed
+    convolutions (BN, ReLU) halving the channels down to 32 until the map reaches the
+    target size, a 3x3 convolution to RGB and a sigmoid; a final bilinear resize fixes
+    sizes that are not 4 times a power of two.
+    """
+
+    def __init__(self, dim: int, size: tuple[int, int], channels: int = 128):
+        super().__init__()
+        self.size = (int(size[0]), int(size[1]))
+        n_up = max(0, int(math.floor(math.log2(max(1, min(self.size)) / 4))))
+        self.start = (math.ceil(self.size[0] / 2**n_up), math.ceil(self.size[1] / 2**n_up))
+        self.channels = channels
+        self.inp = nn.Linear(dim, channels * self.start[0] * self.start[1])
+        layers: list[nn.Module] = []
+        c = channels
+        for _ in range(n_up):
+            c_out = max(32, c // 2)
+            layers += [nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            c = c_out
+        layers.append(nn.Conv2d(c, 3, 3, padding=1))
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.inp(z)).reshape(len(z), self.channels, *self.start)
+        x = self.up(x)
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return torch.sigmoid(x)
+
+
+class _Discriminator(nn.Module):
+    """Small unconditional image critic for the optional adversarial term."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 32, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 4, 2, 1),
+                                 nn.LeakyReLU(0.2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(2 * x - 1)[:, 0]
+
+
+def _adv_weight(options: dict) -> float:
+    value = options.get("gen_adv", 0.0)
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"task option gen_adv must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(w) or w < 0:
+        raise ConfigError(f"task option gen_adv must be a number >= 0, got {value!r}")
+    return w
+
+
+def _embed_audio(model: Any, split: AVSplit, device: str, batch_size: int = 128) -> np.ndarray:
+    """``(N, D)`` float64 audio clip embeddings of a split, validated."""
+    out = []
+    with torch.no_grad():
+        for idx in split.batches(batch_size):
+            out.append(torch.as_tensor(model.embed_audio(audio_batch(split, idx, device))).detach().cpu().double().numpy())
+    return check_array(np.concatenate(out), "model output", "embed_audio", ndim=2, kind="float")
+
+
+class GenerationTask(Task):
+    """Sound-to-image generation scored in the feature space of the dataset's feature network.
+
+    ``score`` formats: PRED ``features`` ``(N, D)`` of generated images, REF ``features``
+    ``(M, D)`` of real images; FD and KID always, MRR when ``N == M`` (item ``i`` generated
+    for real item ``i``). External models submit features computed with the suite's
+    feature network: ``tasks.generation.feature_net.frame_features(dataset, images)`` (also
+    importable from this module), with ``images`` their ``(N, 3, H, W)`` generated frames
+    for the test clips in order; :meth:`export_reference` gives the real test frames'
+    features and :meth:`export_inputs` the test audio to generate from.
+    """
+
+    name = "generation"
+    version = "1"
+    metrics = METRICS
+    headline = ("FD", "KID", "MRR")
+    needs = ("frames",)
+    pred_keys = "features (N, D) float: frame_features(dataset, generated images) of the test clips in order"
+    ref_keys = "features (M, D) float: frame_features of the real test frames (MRR needs N == M, paired)"
+
+    #: decoder training settings (epochs are capped in quick mode)
+    epochs: int = 30
+    quick_epochs: int = 12
+    patience: int = 6
+    batch_size: int = 32
+    lr: float = 2e-3
+    #: KID subsets; the seed is fixed so that ``score`` reproduces ``evaluate``
+    kid_subsets: int = 100
+
+    @staticmethod
+    def kid_subset_size(n_gen: int, n_real: int) -> int:
+        """Half the smaller set, at most 1000 (as torch-fidelity): subsets differ, so KID_std means something."""
+        return min(1000, max(2, min(n_gen, n_real) // 2))
+
+    def supports(self, model: Any, spec: Any, split: Any) -> str | None:
+        why = super().supports(model, spec, split)
+        if why is not None:
+            return why
+        if len(split) < 2:
+            return f"dataset '{spec.name}' has fewer than 2 test frames"
+        return None
+
+    # ------------------------------------------------------------------ formats
+    def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """``features`` ``(M, 128)`` of the real frames of ``split`` under the dataset's feature network."""
+        return {"features": frame_features(dataset, np.asarray(dataset.split(split).frames), source=dataset.spec.name)}
+
+    def export_inputs(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """What an external model needs: ``audio`` ``(N, T, Fa)`` of the clips to draw a frame for."""
+        return {"audio": np.asarray(dataset.split(split).audio, dtype=np.float32)}
+
+    def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
+              ref_source: str = "ref") -> dict[str, float]:
+        require(pred, pred_source, ("features",))
+        require(ref, ref_source, ("features",))
+        gen = check_array(pred["features"], pred_source, "features", ndim=2, kind="float", min_len=2)
+        real = check_array(ref["features"], ref_source, "features", ndim=2, kind="float", min_len=2)
+        if gen.shape[1] != real.shape[1]:
+            raise InputError(pred_source, "features",
+                             f"feature dimension {gen.shape[1]} does not match {ref_source} features' {real.shape[1]}")
+        return generation_metrics(gen, real, kid_subsets=self.kid_subsets,
+                                  kid_subset_size=self.kid_subset_size(len(gen), len(real)), seed=0, source=pred_source)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
+        inception = None
+        weights = ctx.options.get("inception_weights")
+        if weights is not None:  # load first: a bad file fails before any training
+            from .inception import load_fid_inception
+
+            inception = load_fid_inception(weights)
+        adv = _adv_weight(ctx.options)
+        test = dataset.split("test")
+        net = load_or_train(dataset, progress=ctx.progress)
+        size = net.size
+        config: dict[str, Any] = {
+            "split": "test", "resolution": list(size),
+            "feature_net": {"version": FEATURE_NET_VERSION, **getattr(net, "report", {})},
+            "kid": {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size(len(test), len(test)), "seed": 0},
+        }
+        if "generation" in getattr(model, "capabilities", ()):
+            generated = self._own_generator(model, test, size, ctx)
+            protocol = "model's own generator"
+        else:
+            generated, dec_cfg = self._decoder(model, dataset, size, adv, ctx)
+            protocol = "frozen audio embedding, suite-trained frame decoder" + (" (L1 + adversarial)" if adv else " (L1)")
+            config["decoder"] = dec_cfg
+        gen_feats = net_features(net, generated, source="generated images")
+        real_feats = net_features(net, np.asarray(test.frames), source=dataset.spec.name, field="test frames")
+        metrics = generation_metrics(gen_feats, real_feats, paired=True, kid_subsets=self.kid_subsets,
+                                     kid_subset_size=config["kid"]["subset_size"], seed=0, source="model output")
+        if inception is not None:
+            from .inception import inception_features
+
+            real = to_protocol_images(np.asarray(test.frames), size, source=dataset.spec.name, field="test frames")
+            metrics["FID"] = frechet_distance(inception_features(inception, generated, device=ctx.device),
+                                              inception_features(inception, real, device=ctx.device),
+                                              source="inception features")
+            config["fid"] = {"weights": str(weights), "real": "test frames at the protocol resolution"}
+        return TaskResult(metrics=metrics, protocol=protocol, config=config)
+
+    def _own_generator(self, model: Any, split: AVSplit, size: tuple[int, int], ctx: EvalContext) -> torch.Tensor:
+        """Frames from ``model.generate(audio)``, validated and brought to the protocol resolution."""
+        out = []
+        for idx in split.batches(self.batch_size):
+            with torch.no_grad():
+                img = model.generate(audio_batch(split, idx, ctx.device))
+            img = to_protocol_images(torch.as_tensor(img), size, source="model output", field="generate")
+            if len(img) != len(idx):
+                raise InputError("model output", "generate", f"returned {len(img)} images for {len(idx)} clips")
+            out.append(img)
+        return torch.cat(out)
+
+    def _decoder(self, model: Any, dataset: Any, size: tuple[int, int], adv: float,
+                 ctx: EvalContext) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Train the frame decoder on frozen audio embeddings; return test frames and its config."""
+        device = torch.device(ctx.device)
+        splits = {k: dataset.split(k) for k in ("train", "val", "test")}
+        emb = {k: _embed_audio(model, s, ctx.device) for k, s in splits.items()}
+        mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
+        sd = np.where(sd > 1e-8, sd, 1.0)
+        z = {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
+        target = {k: to_protocol_images(np.asarray(splits[k].frames), size, source=dataset.spec.name,
+                                        field=f"{k} frames").to(device) for k in ("train", "val")}
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(ctx.seed))
+            dec = FrameDecoder(z["train"].shape[1], size).to(device)
+            disc = _Discriminator().to(device) if adv > 0 else None
+        opt = torch.optim.Adam(dec.parameters(), lr=self.lr)
+        opt_d = torch.optim.Adam(disc.parameters(), lr=self.lr, betas=(0.5, 0.999)) if disc is not None else None
+        rng = np.random.default_rng([int(ctx.seed), 7])
+
+        def generate(zs: torch.Tensor) -> torch.Tensor:
+            dec.eval()
+            with torch.no_grad():
+                return torch.cat([dec(zs[i : i + 256]) for i in range(0, len(zs), 256)])
+
+        epochs = self.quick_epochs if ctx.quick else self.epochs
+        n = len(z["train"])
+        best, best_state, bad, history = math.inf, None, 0, []
+        for _ in range(epochs):
+            dec.train()
+            order = torch.from_numpy(rng.permutation(n)).to(device)
+            for lo in range(0, n, self.batch_size):
+                idx = order[lo : lo + self.batch_size]
+                if len(idx) < 2:  # batch norm needs two items
+                    continue
+                fake = dec(z["train"][idx])
+                loss = F.l1_loss(fake, target["train"][idx])
+                if disc is not None:
+                    real_logit, fake_logit = disc(target["train"][idx]), disc(fake.detach())
+                    d_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                              + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+                    opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    opt_d.step()
+                    g_logit = disc(fake)
+                    loss = loss + adv * F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            score = float(F.l1_loss(generate(z["val"]), target["val"])) if len(z["val"]) else float(loss.detach())
+            history.append(round(score, 5))
+            if score < best - 1e-6:
+                best, best_state, bad = score, copy.deepcopy(dec.state_dict()), 0
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            dec.load_state_dict(best_state)
+        cfg = {"arch": f"linear -> {dec.channels}x{dec.start[0]}x{dec.start[1]} -> transposed convs -> 3x{size[0]}x{size[1]}",
+               "loss": "L1" + (f" + {adv} * non-saturating GAN" if adv else ""), "optimizer": "Adam", "lr": self.lr,
+               "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
+               "epochs_run": len(history), "best_val_l1": None if best_state is None else round(best, 6),
+               "val_l1": history, "embedding": "embed_audio, standardised with train statistics"}
+        return generate(z["test"]).cpu(), cfg
+
