@@ -15,8 +15,9 @@ list that are absent on disk (many were removed from YouTube) are skipped and co
 ``spec.extra["missing_videos"]``.
 
 A clip is the centred ``clip_seconds`` (default 6 s, as Sound of Pixels) of a solo video at
-11,025 Hz. Splits are 80/10/10 % by a stable hash of the video id (MUSIC has no official
-split). Fields: ``labels`` = instrument; ``sources`` and ``waveforms`` = the clip's waveform
+11,025 Hz. Splits are 80/10/10 % per instrument by a stable hash of the video id (MUSIC
+has no official split; at least one val and one test video per instrument). Fields:
+``labels`` = instrument; ``sources`` and ``waveforms`` = the clip's waveform
 (the suite mixes clips of different instruments: mix-and-separate); ``audio`` = log-mel of
 the clip in T = 3 segments (40 bands x 8 frames each), standardised with train statistics;
 ``visual`` = T frames at the segment centres, ``(T, 3, S, S)`` uint8 with S = ``image_size``
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import DataSpec
-from ._io import (cache_key, cached_arrays, files_signature, load_wave, locate, need_file, parse_option, read_image,
+from ._io import (cache_key, cached_arrays, files_signature, locate, need_file, parse_option, read_image,
                   read_wav, resample, resolve_root, segment_log_mel, stable_fraction, standardise)
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
@@ -142,6 +143,20 @@ def build_arrays(videos: list[Video], split: np.ndarray, cfg: MusicConfig) -> di
             "frames": np.stack(middle), "waves": w, "split": split}
 
 
+def assign_splits(videos: list[Video]) -> np.ndarray:
+    """0/1/2 per video: per instrument, videos ordered by a stable hash of their id give 10 % test,
+    10 % val (at least one each when the instrument has 3 or more videos) and the rest train."""
+    code = np.zeros(len(videos), dtype=np.int64)
+    for inst in {v.instrument for v in videos}:
+        rows = sorted((i for i, v in enumerate(videos) if v.instrument == inst),
+                      key=lambda i: stable_fraction(videos[i].vid))
+        n = len(rows)
+        n_held = max(1, int(round(0.1 * n))) if n >= 3 else 0
+        code[rows[:n_held]] = 2
+        code[rows[n_held : 2 * n_held]] = 1
+    return code
+
+
 @register_dataset(
     "music",
     tasks=("separation",),
@@ -174,8 +189,7 @@ def load_music(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
     if not videos:
         raise InputError(folder / "audio", None, f"none of the {sum(map(len, listed.values()))} listed videos has "
                                                  f"audio/<instrument>/<id>.wav and frames ({LAYOUT})")
-    frac = np.asarray([stable_fraction(v.vid) for v in videos])
-    code = np.where(frac < 0.8, 0, np.where(frac < 0.9, 1, 2))
+    code = assign_splits(videos)
     if quick:
         keep = np.zeros(len(videos), dtype=bool)
         for c, s in enumerate(("train", "val", "test")):
