@@ -152,18 +152,21 @@ def mlp_probe(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, x_test: np.ndarray,
     num_classes: int, *, seed: int = 0, device: str = "cpu", hidden: int = 256, dropout: float = 0.1,
     lr: float = 3e-3, weight_decay: float = 1e-4, epochs: int = 100, patience: int = 20, batch_size: int = 128,
+    min_steps: int = 8,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One-hidden-layer MLP probe on standardised features with early stopping on val.
 
     Deterministic given ``seed`` (initialisation and shuffling use their own generators;
     the global RNG state is left as it was). The weights of the epoch with the best val
-    accuracy (earliest on ties) score the test split. Returns test logits and
-    ``{"epochs_run", "best_epoch", "val_ACC"}``.
+    accuracy (earliest on ties) score the test split. On small train splits the batch
+    shrinks so that an epoch has at least ``min_steps`` steps (patience counts epochs).
+    Returns test logits and ``{"epochs_run", "best_epoch", "val_ACC", "batch_size"}``.
     """
     xtr, xva, xte = (torch.as_tensor(a, dtype=torch.float32, device=device)
                      for a in _standardize(x_train, x_val, x_test))
     ytr = torch.as_tensor(y_train, dtype=torch.long, device=device)
     yva = torch.as_tensor(y_val, dtype=torch.long, device=device)
+    batch_size = max(1, min(batch_size, -(-len(xtr) // min_steps)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _MLP(xtr.shape[1], hidden, num_classes, dropout).to(device)
@@ -192,7 +195,7 @@ def mlp_probe(
         net.eval()
         with torch.no_grad():
             scores = net(xte).double().cpu().numpy()
-    return scores, {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc}
+    return scores, {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc, "batch_size": batch_size}
 
 
 def knn_scores(

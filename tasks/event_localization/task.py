@@ -41,13 +41,19 @@ _EMBED_BATCH = 128
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Training settings of the segment head (CPU-friendly; ``quick`` halves the epochs)."""
+    """Training settings of the segment head (CPU-friendly; ``quick`` halves the epochs).
+
+    ``batch_size`` clips per step, shrunk on small train splits so that an epoch has at
+    least ``min_steps`` optimisation steps (patience counts epochs, so a tiny split would
+    otherwise stop after a handful of steps).
+    """
 
     head: str = "linear"
     gru_hidden: int = 64
     lr: float = 5e-3
     weight_decay: float = 1e-4
     batch_size: int = 64
+    min_steps: int = 8
     epochs: int = 60
     quick_epochs: int = 30
     patience: int = 8
@@ -126,7 +132,7 @@ def train_segment_head(
     Returns:
         The head with the weights of the best val epoch (earliest on ties) in eval mode, the
         train standardisation ``[mu, sd]`` to apply to test features as ``(x - mu) / sd``,
-        and ``{"epochs_run", "best_epoch", "val_ACC"}``.
+        and ``{"epochs_run", "best_epoch", "val_ACC", "batch_size"}``.
     """
     if cfg.head not in HEADS:
         raise ConfigError(f"event_localization: option event_head must be one of {', '.join(HEADS)}, got {cfg.head!r}")
@@ -138,6 +144,7 @@ def train_segment_head(
     ytr = torch.as_tensor(y_train, dtype=torch.long, device=device)
     yva = torch.as_tensor(y_val, dtype=torch.long, device=device)
     epochs = cfg.quick_epochs if quick else cfg.epochs
+    batch_size = max(1, min(cfg.batch_size, -(-len(xtr) // cfg.min_steps)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         d_in = xtr.shape[2]
@@ -149,8 +156,8 @@ def train_segment_head(
         for epoch in range(epochs):
             net.train()
             perm = torch.as_tensor(order_rng.permutation(len(xtr)), device=device)
-            for s in range(0, len(perm), cfg.batch_size):
-                idx = perm[s : s + cfg.batch_size]
+            for s in range(0, len(perm), batch_size):
+                idx = perm[s : s + batch_size]
                 logits = net(xtr[idx])
                 loss = nn.functional.cross_entropy(logits.reshape(-1, num_classes), ytr[idx].reshape(-1))
                 opt.zero_grad(set_to_none=True)
@@ -165,7 +172,8 @@ def train_segment_head(
                     break
     net.load_state_dict(best_state)
     net.eval()
-    return net, [mu, sd], {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc}
+    return net, [mu, sd], {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc,
+                           "batch_size": batch_size}
 
 
 # ----------------------------------------------------------------------------- task
