@@ -1,0 +1,310 @@
+"""Generation task adapter: feature network cache, decoder protocol, score/export round trips."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.random_projection import RandomProjection
+from benchmark.datasets.avsynth import AVSynthConfig, build
+from benchmark.errors import ConfigError, InputError
+from tasks.base import EvalContext
+from tasks.generation import feature_net as fn
+from tasks.generation.metrics import generation_metrics
+from tasks.generation.task import METRICS, FrameDecoder, GenerationTask, frame_features
+
+KEYS = {"FD", "KID", "KID_std", "MRR"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    """A private feature-net cache for this module (never the user's ~/.cache)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AVCL_CACHE", str(tmp_path_factory.mktemp("avcl-cache")))
+    fn._LOADED.clear()
+    yield
+    fn._LOADED.clear()
+    mp.undo()
+
+
+@lru_cache(maxsize=None)
+def tiny():
+    return build(AVSynthConfig.quick(n_train=60, n_val=20, n_test=40), use_cache=False)
+
+
+@lru_cache(maxsize=None)
+def random_result(seed: int = 0):
+    d = tiny()
+    return GenerationTask().evaluate(RandomProjection(d.spec), d, EvalContext(seed=seed, quick=True))
+
+
+class ClipOracle:
+    """embed_audio = the clip's own target frame (found by exact lookup of its audio), flattened."""
+
+    capabilities = frozenset()
+    trainable = False
+
+    def __init__(self, dataset):
+        self.table = {}
+        for name in ("train", "val", "test"):
+            s = dataset.split(name)
+            for a, f in zip(np.asarray(s.audio), np.asarray(s.frames)):
+                self.table[a.tobytes()] = f.reshape(-1).astype(np.float32) / 255.0
+        self.dim = 3 * 32 * 32
+
+    def embed_audio(self, audio):
+        return torch.from_numpy(np.stack([self.table[a.tobytes()] for a in audio.cpu().numpy()]))
+
+
+class OwnGenerator(ClipOracle):
+    """A model with the generation capability that returns the real target frame at 2x size."""
+
+    capabilities = frozenset({"generation"})
+
+    def generate(self, audio):
+        img = self.embed_audio(audio).reshape(-1, 3, 32, 32)
+        return img.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
+# ----------------------------------------------------------------------------- feature network
+def test_feature_net_cached_on_disk_and_not_retrained(monkeypatch):
+    d = tiny()
+    fn._LOADED.clear()
+    path = fn.cache_path(d)
+    if path.exists():
+        path.unlink()
+    calls = []
+    real_train = fn.train_feature_net
+
+    def counting(*a, **kw):
+        calls.append(1)
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(fn, "train_feature_net", counting)
+    f1 = frame_features(d, np.asarray(d.split("test").frames))
+    assert len(calls) == 1 and path.is_file()
+    mtime = path.stat().st_mtime_ns
+    fn._LOADED.clear()  # force the disk path
+    f2 = frame_features(d, np.asarray(d.split("test").frames))
+    assert len(calls) == 1 and path.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(f1, f2)
+    assert f1.shape == (40, fn.FEATURE_DIM) and np.all(np.isfinite(f1))
+    # the file is a weights-only torch file
+    blob = torch.load(path, weights_only=True)
+    assert blob["version"] == fn.FEATURE_NET_VERSION and "state_dict" in blob
+
+
+def test_feature_net_training_is_deterministic_and_learns():
+    d = tiny()
+    n1, r1 = fn.train_feature_net(d)
+    n2, _ = fn.train_feature_net(d)
+    x = np.asarray(d.split("test").frames)
+    np.testing.assert_array_equal(fn.net_features(n1, x), fn.net_features(n2, x))
+    assert r1["val_accuracy"] > 2.0 / d.spec.num_classes  # well above chance (0.1)
+
+
+def test_corrupt_cache_is_retrained(monkeypatch):
+    d = tiny()
+    frame_features(d, np.asarray(d.split("test").frames[:2]))
+    path = fn.cache_path(d)
+    path.write_bytes(b"not a torch file")
+    fn._LOADED.clear()
+    calls = []
+    real_train = fn.train_feature_net
+    monkeypatch.setattr(fn, "train_feature_net", lambda *a, **kw: (calls.append(1), real_train(*a, **kw))[1])
+    frame_features(d, np.asarray(d.split("test").frames[:2]))
+    assert calls == [1]
+    fn._LOADED.clear()
+    assert fn._load(path, d.spec.num_classes, (32, 32)) is not None  # rewritten, loadable
+
+
+def test_frame_features_accepts_uint8_float_and_other_sizes():
+    d = tiny()
+    x = np.asarray(d.split("test").frames[:5])
+    a = frame_features(d, x)
+    b = frame_features(d, x.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    big = np.repeat(np.repeat(x, 2, axis=2), 2, axis=3)  # 64x64: area-downsampled back exactly
+    np.testing.assert_allclose(frame_features(d, big), a, rtol=1e-4, atol=1e-4)
+    with pytest.raises(InputError, match="gen.npz: images: float images must lie in"):
+        frame_features(d, x.astype(np.float32), source="gen.npz")
+    with pytest.raises(InputError, match="expected images of shape"):
+        frame_features(d, x[:, :1])
+    nan = x.astype(np.float32) / 255.0
+    nan[0, 0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        frame_features(d, nan)
+
+
+def test_protocol_size():
+    assert fn.protocol_size(32, 32) == (32, 32)
+    assert fn.protocol_size(224, 224) == (64, 64)
+    assert fn.protocol_size(128, 256) == (32, 64)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (28, 28), (64, 48), (8, 8)])
+def test_decoder_output_shape_and_range(size):
+    dec = FrameDecoder(16, size)
+    out = dec(torch.randn(3, 16))
+    assert out.shape == (3, 3, *size) and float(out.detach().min()) >= 0 and float(out.detach().max()) <= 1
+
+
+# ----------------------------------------------------------------------------- evaluate
+def test_random_model_keys_and_ranges():
+    res = random_result()
+    assert set(res.metrics) == KEYS
+    assert all(np.isfinite(v) for v in res.metrics.values())
+    assert res.metrics["FD"] > 0 and res.metrics["KID_std"] > 0
+    assert 1 / 40 <= res.metrics["MRR"] <= 1
+    assert res.protocol == "frozen audio embedding, suite-trained frame decoder (L1)"
+    assert res.config["resolution"] == [32, 32] and res.config["kid"]["subset_size"] == 20
+
+
+def test_deterministic_given_seed():
+    d = tiny()
+    again = GenerationTask().evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True))
+    assert again.metrics == random_result().metrics
+    assert random_result(1).metrics != random_result().metrics
+
+
+def test_informative_embedding_beats_random():
+    d = tiny()
+    res = GenerationTask().evaluate(ClipOracle(d), d, EvalContext(seed=0, quick=True))
+    rnd = random_result().metrics
+    assert res.metrics["MRR"] > rnd["MRR"] + 0.05
+    assert res.metrics["FD"] < rnd["FD"]
+
+
+def test_own_generator_is_used():
+    d = tiny()
+    res = GenerationTask().evaluate(OwnGenerator(d), d, EvalContext(seed=0, quick=True))
+    assert res.protocol == "model's own generator" and "decoder" not in res.config
+    assert res.metrics["MRR"] == pytest.approx(1.0)
+    assert abs(res.metrics["FD"]) < 1e-2
+
+
+def test_own_generator_bad_output():
+    class Bad(OwnGenerator):
+        def generate(self, audio):
+            return super().generate(audio) * 2.0
+
+    with pytest.raises(InputError, match="model output: generate: float images must lie in"):
+        GenerationTask().evaluate(Bad(tiny()), tiny(), EvalContext(seed=0, quick=True))
+
+
+def test_adversarial_option():
+    d = tiny()
+    t = GenerationTask()
+    t.quick_epochs = 2
+    res = t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"gen_adv": "0.05"}))
+    assert "adversarial" in res.protocol and "GAN" in res.config["decoder"]["loss"]
+    assert set(res.metrics) == KEYS
+    for bad in ("-1", "abc", "nan"):
+        with pytest.raises(ConfigError, match="gen_adv"):
+            t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"gen_adv": bad}))
+
+
+def test_missing_inception_weights_is_input_error(tmp_path):
+    d = tiny()
+    missing = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    with pytest.raises(InputError, match="not found.*pytorch-fid"):
+        GenerationTask().evaluate(RandomProjection(d.spec), d,
+                                  EvalContext(seed=0, quick=True, options={"inception_weights": str(missing)}))
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"junk")
+    with pytest.raises(InputError, match="junk.pth"):
+        GenerationTask().evaluate(RandomProjection(d.spec), d,
+                                  EvalContext(seed=0, quick=True, options={"inception_weights": str(junk)}))
+
+
+def test_fid_with_inception_weights(tmp_path, monkeypatch):
+    """With the option, FID = Fréchet distance of Inception features of generated vs real frames.
+
+    The Inception network itself is tested in its own module; here it is replaced by a
+    cheap stand-in (channel means on a 2x2 grid) so the wiring is checked in a second.
+    """
+    from tasks.generation import inception
+    from tasks.generation.metrics import frechet_distance
+
+    weights = tmp_path / "weights.pth"
+    seen = []
+
+    def fake_load(path):
+        seen.append(str(path))
+        return "inception"
+
+    def fake_features(model, images, batch_size=50, device=None, *, source="images"):
+        assert model == "inception" and images.dtype == torch.float32 and images.shape[1:] == (3, 32, 32)
+        assert float(images.min()) >= 0 and float(images.max()) <= 1
+        seen.append(images)
+        return torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1).numpy()
+
+    monkeypatch.setattr(inception, "load_fid_inception", fake_load)
+    monkeypatch.setattr(inception, "inception_features", fake_features)
+    d = tiny()
+    t = GenerationTask()
+    t.quick_epochs = 1
+    res = t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"inception_weights": str(weights)}))
+    assert set(res.metrics) == KEYS | {"FID"} and np.isfinite(res.metrics["FID"])
+    assert seen[0] == str(weights) and res.config["fid"]["weights"] == str(weights)
+    real = torch.from_numpy(np.asarray(d.split("test").frames)).float() / 255.0
+    torch.testing.assert_close(seen[2], real)
+    want = frechet_distance(fake_features("inception", seen[1]), fake_features("inception", real))
+    assert res.metrics["FID"] == pytest.approx(want, rel=1e-12)
+    assert "FID" in METRICS and not METRICS["FID"].higher_is_better
+
+
+# ----------------------------------------------------------------------------- score / export
+def test_export_reference_real_frames_give_fd_zero_and_mrr_one():
+    d = tiny()
+    t = GenerationTask()
+    ref = t.export_reference(d)
+    assert ref["features"].shape == (40, fn.FEATURE_DIM)
+    got = t.score({"features": frame_features(d, np.asarray(d.split("test").frames))}, ref)
+    assert set(got) == KEYS
+    assert got["FD"] == pytest.approx(0.0, abs=1e-3) and got["MRR"] == 1.0
+    assert got["KID"] <= 1e-9  # unbiased MMD^2 of a set with itself is not positive
+    assert t.export_inputs(d)["audio"].shape == (40, 10, np.asarray(d.split("test").audio).shape[2])
+
+
+def test_score_matches_generation_metrics_and_unpaired_sets():
+    rng = np.random.default_rng(0)
+    gen, real = rng.standard_normal((30, 8)), rng.standard_normal((30, 8)) + 0.5
+    t = GenerationTask()
+    assert t.score({"features": gen}, {"features": real}) == generation_metrics(
+        gen, real, kid_subsets=t.kid_subsets, kid_subset_size=15, seed=0)
+    unpaired = t.score({"features": gen[:20]}, {"features": real})
+    assert set(unpaired) == {"FD", "KID", "KID_std"}
+
+
+def test_score_errors_name_file_and_field():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 4))
+    t = GenerationTask()
+    with pytest.raises(InputError, match="p.npz: features: missing"):
+        t.score({}, {"features": x}, pred_source="p.npz")
+    with pytest.raises(InputError, match="r.npz: features: missing"):
+        t.score({"features": x}, {"feats": x}, ref_source="r.npz")
+    with pytest.raises(InputError, match="p.npz: features: feature dimension 3 does not match"):
+        t.score({"features": x[:, :3]}, {"features": x}, pred_source="p.npz")
+    bad = x.copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(InputError, match="r.npz: features: contains NaN or inf"):
+        t.score({"features": x}, {"features": bad}, ref_source="r.npz")
+    with pytest.raises(InputError, match="p.npz: features: needs at least 2"):
+        t.score({"features": x[:1]}, {"features": x}, pred_source="p.npz")
+    with pytest.raises(InputError, match="p.npz: features: expected 2-D"):
+        t.score({"features": x[0]}, {"features": x}, pred_source="p.npz")
+    with pytest.raises(InputError, match="p.npz: features: object arrays"):
+        t.score({"features": np.array([object()] * 3)}, {"features": x}, pred_source="p.npz")
+
+
+def test_supports():
+    d = tiny()
+    t = GenerationTask()
+    assert t.supports(None, d.spec, d.split("test")) is None
+    no_frames = d.split("test").subset(slice(None))
+    no_frames.frames = None
+    assert "has no frames" in t.supports(None, d.spec, no_frames)
