@@ -43,7 +43,14 @@ from benchmark.errors import ConfigError
 from benchmark.interface import DataSpec
 
 from .base import Batch, EmbeddingModel, TrainConfig
-from .objectives import OBJECTIVES, MarginSchedule
+from .encoders.gan import build_discriminator
+from .objectives import (
+    OBJECTIVES,
+    CenterLoss,
+    MarginSchedule,
+    modality_confusion_loss,
+    modality_discriminator_loss,
+)
 from .registry import register_model
 
 SUPERVISED = "supervised"
@@ -134,6 +141,13 @@ def sample_segments(batch: Batch, k: int) -> Batch:
     return replace(batch, audio=audio, visual=visual, segment_labels=seg)
 
 
+def _require_method(model: ZooModel, method: str, cls: str) -> None:
+    """The towers must provide ``method`` (e.g. reconstructions for an auto-encoder model)."""
+    for tower in (model.audio_encoder, model.visual_encoder):
+        if not callable(getattr(tower, method, None)):
+            raise ConfigError(f"zoo: {cls} needs an encoder whose towers have {method}(); '{model.encoder_id}' has not")
+
+
 # ============================================================================ pairwise objectives
 class PairwiseModel(ZooModel):
     """One pairwise objective ``fn(a, v, labels)`` on the clip embeddings.
@@ -144,12 +158,13 @@ class PairwiseModel(ZooModel):
     """
 
     def __init__(self, spec: DataSpec, *, objective: str, margin_schedule: dict[str, Any] | None = None,
-                 **kw: Any):
+                 normalize: bool = False, **kw: Any):
         info = OBJECTIVES.get(objective)
         if info is None or info.kind != "pairwise":
             raise ConfigError(f"zoo: '{objective}' is not a pairwise objective")
         super().__init__(spec, **kw)
         self.objective_id = objective
+        self.normalize = bool(normalize)
         self.margin_schedule = None if margin_schedule is None else dict(margin_schedule)
         self._schedule: MarginSchedule | None = None
         if self.margin_schedule is not None:
@@ -157,7 +172,8 @@ class PairwiseModel(ZooModel):
             self.objective_args.setdefault(objective, {})["margin"] = float(self.margin_schedule["start"])
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "objective": self.objective_id, "margin_schedule": self.margin_schedule}
+        return {**super().config(), "objective": self.objective_id, "margin_schedule": self.margin_schedule,
+                "normalize": self.normalize}
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         if self.margin_schedule is not None:
@@ -165,8 +181,15 @@ class PairwiseModel(ZooModel):
             self.objective_args[self.objective_id]["margin"] = schedule(epoch)
 
     def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
-        a, v = self.encode_batch(batch)
+        a, v = _maybe_normalize(*self.encode_batch(batch), self.normalize)
         return {self.objective_id: self.objective(self.objective_id, a, v, self.labels(batch))}
+
+
+def _maybe_normalize(a: Tensor, v: Tensor, normalize: bool) -> tuple[Tensor, Tensor]:
+    """L2-normalised rows when ``normalize`` (distance-based objectives then act on cosine geometry)."""
+    if not normalize:
+        return a, v
+    return nn.functional.normalize(a, dim=-1), nn.functional.normalize(v, dim=-1)
 
 
 # ============================================================================ deep CCA
@@ -256,6 +279,185 @@ def linear_cca(a: Tensor, v: Tensor, k: int, *, r1: float = 1e-3, r2: float = 1e
     return mean_a, mean_v, wa @ u[:, :k], wv @ vt.T[:, :k]
 
 
+# ============================================================================ MIL-NCE
+class MILNCEModel(ZooModel):
+    """MIL-NCE: each clip against the bag of the other modality's segment embeddings.
+
+    The positives of audio clip ``i`` are the T visual segment embeddings of clip ``i``
+    (some of which show background only: the multiple-instance assumption is that at least
+    one of them matches) and symmetrically for visual clips against audio segments; every
+    segment of the other clips is a negative.
+    """
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a_seg = self.audio_encoder.segments(batch.audio)
+        v_seg = self.visual_encoder.segments(batch.visual)
+        a, v = self.audio_encoder.pool(a_seg), self.visual_encoder.pool(v_seg)
+        b, t = a_seg.shape[:2]
+        bags = torch.eye(b, dtype=torch.bool, device=a.device).repeat_interleave(t, dim=1)  # (B, B*T)
+        a2v = self.objective("milnce", a, v_seg.flatten(0, 1), positives=bags)
+        v2a = self.objective("milnce", v, a_seg.flatten(0, 1), positives=bags)
+        return {"milnce": 0.5 * (a2v + v2a)}
+
+
+# ============================================================================ classification
+class ClassifierModel(ZooModel):
+    """Cross-entropy through one linear classifier shared by both modalities (supervised).
+
+    Sharing the classifier projects both modalities onto the same class directions, which
+    is what makes the uni-modal embeddings comparable across modalities [Zhen et al., 2019].
+    Optional terms (enabled by a positive weight): ``center`` (center loss with class
+    centers shared by both modalities, :class:`~baselines.objectives.CenterLoss`) and
+    ``l2`` (the modality-invariance term ``||f(x_a) - g(x_v)||^2`` on paired clips).
+    """
+
+    def __init__(self, spec: DataSpec, **kw: Any):
+        super().__init__(spec, **kw)
+        self.classifier = nn.Linear(self.dim, spec.num_classes)
+        self.centers = CenterLoss(spec.num_classes, self.dim, **self.objective_args.get("center", {}))
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a, v = self.encode_batch(batch)
+        both, labels = torch.cat([a, v]), batch.labels.repeat(2)
+        terms = {"ce": self.objective("ce", self.classifier(both), labels)}
+        if self.weights.get("center", 0.0) > 0:
+            terms["center"] = self.centers(both, labels)
+        if self.weights.get("l2", 0.0) > 0:
+            terms["l2"] = self.objective("l2", a, v)
+        return terms
+
+
+# ============================================================================ co-attention
+class CoAttentionModel(ZooModel):
+    """``co_attention`` towers trained with cross-entropy on uni- and cross-modal features.
+
+    Per batch the towers' segment features attend to the other modality's features
+    (cross-context, :meth:`~baselines.encoders.co_attention._CoAttentionEncoder.attend`)
+    and to their own (self-context, the path ``embed_audio`` / ``embed_visual`` use); the
+    four pooled results go through one shared classifier and the ``ce`` term is their mean
+    [Duan et al., 2021]. :meth:`embed_av_segments` gives the cross-attended segment
+    embeddings of paired inputs (for event localization with both modalities present).
+    """
+
+    def __init__(self, spec: DataSpec, **kw: Any):
+        super().__init__(spec, **kw)
+        _require_method(self, "attend", "CoAttentionModel")
+        self.classifier = nn.Linear(self.dim, spec.num_classes)
+
+    def _attended(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        fa, fv = self.audio_encoder.features(audio), self.visual_encoder.features(visual)
+        enc_a, enc_v = self.audio_encoder, self.visual_encoder
+        return enc_a.attend(fa, fa), enc_v.attend(fv, fv), enc_a.attend(fa, fv), enc_v.attend(fv, fa)
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        parts = [seg.mean(dim=1) for seg in self._attended(batch.audio, batch.visual)]
+        logits = self.classifier(torch.cat(parts))
+        return {"ce": self.objective("ce", logits, batch.labels.repeat(len(parts)))}
+
+    @torch.no_grad()
+    def embed_av_segments(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor]:
+        """Cross-attended segment embeddings ``(B, T, D)`` of audio (over visual) and visual (over audio)."""
+        self.eval()
+        device = self._device()
+        _, _, a, v = self._attended(audio.to(device), visual.to(device))
+        return a, v
+
+
+# ============================================================================ auto-encoders
+class AutoencoderModel(ZooModel):
+    """``autoencoder`` towers: reconstruction (``l2``) plus cross-modal terms on the latents.
+
+    Terms: ``recon`` (mean of the audio and visual ``l2`` reconstruction errors, each
+    normalised by the target's variance so that both modalities weigh alike), ``align``
+    (``l2`` between paired clip latents: the similarity constraint between separate latent
+    spaces of Cao et al., 2016 / the L2 of Zeng et al., 2021) and ``dcca`` (correlation of
+    the paired clip latents, Zeng et al., 2021's "Corr."; it also keeps the aligned latents
+    from collapsing).
+    """
+
+    def __init__(self, spec: DataSpec, **kw: Any):
+        super().__init__(spec, **kw)
+        _require_method(self, "reconstruct", "AutoencoderModel")
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        xa_hat, xa = self.audio_encoder.reconstruct(batch.audio)
+        xv_hat, xv = self.visual_encoder.reconstruct(batch.visual)
+        recon = 0.5 * (self.objective("l2", xa, xa_hat) / xa.var().clamp_min(1e-6).detach()
+                       + self.objective("l2", xv, xv_hat) / xv.var().clamp_min(1e-6).detach())
+        a, v = self.encode_batch(batch)
+        terms = {"recon": recon, "align": self.objective("l2", a, v)}
+        if self.weights.get("dcca", 1.0) > 0:
+            terms["dcca"] = self.objective("dcca", a, v)
+        return terms
+
+
+class VAEModel(ZooModel):
+    """``vae`` towers: negative ELBO per segment plus supervised center and L2 alignment terms.
+
+    Terms: ``elbo`` (mean of the audio and visual ``elbo`` over all segments, each
+    reconstruction normalised by the target's variance), ``center`` (center loss of the
+    clip posteriors' means with class centers shared by both modalities) and ``align``
+    (``l2`` between paired clip means) [Zhang et al., 2021; Zhu et al., 2021b].
+    """
+
+    def __init__(self, spec: DataSpec, **kw: Any):
+        super().__init__(spec, **kw)
+        _require_method(self, "posterior", "VAEModel")
+        self.centers = CenterLoss(spec.num_classes, self.dim, **self.objective_args.get("center", {}))
+
+    def _elbo(self, encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+        x_hat, target, mu, logvar = encoder.reconstruct(x)
+        scale = target.var().clamp_min(1e-6).detach().sqrt()
+        loss = self.objective("elbo", (target / scale).flatten(0, 1), (x_hat / scale).flatten(0, 1),
+                              mu.flatten(0, 1), logvar.flatten(0, 1))
+        return loss, mu.mean(dim=1)
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        elbo_a, a = self._elbo(self.audio_encoder, batch.audio)
+        elbo_v, v = self._elbo(self.visual_encoder, batch.visual)
+        both = torch.cat([a, v])
+        return {"elbo": 0.5 * (elbo_a + elbo_v), "center": self.centers(both, batch.labels.repeat(2)),
+                "align": self.objective("l2", a, v)}
+
+
+# ============================================================================ adversarial
+class GANModel(ZooModel):
+    """``gan`` towers + modality discriminator: a metric objective plus the modality game.
+
+    Per batch: the metric term (``metric_objective``, pairwise, on the clip embeddings), the
+    discriminator's loss on detached embeddings (L2-normalised when ``normalize``, the geometry
+    retrieval uses) (``adv_d``: it learns to tell audio from
+    visual) and the towers' confusion loss through the discriminator with frozen parameters
+    (``adv_g``: the towers learn to fool it) [Zheng et al., 2021a]. The three are summed and
+    stepped together (simultaneous gradient play; each player's gradient reaches only its
+    own parameters).
+    """
+
+    def __init__(self, spec: DataSpec, *, metric_objective: str = "lifted", normalize: bool = False, **kw: Any):
+        info = OBJECTIVES.get(metric_objective)
+        if info is None or info.kind != "pairwise":
+            raise ConfigError(f"zoo: '{metric_objective}' is not a pairwise objective")
+        super().__init__(spec, **kw)
+        self.metric_objective = metric_objective
+        self.normalize = bool(normalize)
+        self.discriminator = build_discriminator(self.dim, self.hidden)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "metric_objective": self.metric_objective, "normalize": self.normalize}
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a, v = self.encode_batch(batch)
+        na, nv = _maybe_normalize(a, v, self.normalize)
+        metric = self.objective(self.metric_objective, na, nv, self.labels(batch))
+        d_loss = modality_discriminator_loss(self.discriminator(na.detach()), self.discriminator(nv.detach()))
+        self.discriminator.requires_grad_(False)
+        try:
+            g_loss = modality_confusion_loss(self.discriminator(na), self.discriminator(nv))
+        finally:
+            self.discriminator.requires_grad_(True)
+        return {self.metric_objective: metric, "adv_d": d_loss, "adv_g": g_loss}
+
+
 # ============================================================================ registration helpers
 ModelClass = Callable[..., ZooModel]
 
@@ -296,19 +498,110 @@ def _copy_kw(kw: dict[str, Any]) -> dict[str, Any]:
             for k, v in kw.items()}
 
 
-#: quick-mode settings shared by the zoo: small enough for 2 CPU cores
+#: training settings shared by the zoo (quick mode: 10 epochs, small enough for 2 CPU cores)
 _TRAIN = TrainConfig(epochs=40, quick_epochs=10, batch_size=64, lr=2e-3, weight_decay=1e-4, patience=6)
+#: the objective comparison family shares the mlp towers; they train on 4 sampled segments
+#: per clip because the mlp image front end dominates the cost
+_MLP = {"encoder": "mlp", "train": _TRAIN, "train_segments": 4}
 
+# ---------------------------------------------------------------- one objective, mlp towers
 _register(
-    "infonce", PairwiseModel, objective="infonce", encoder="mlp", objectives=["infonce"], learning=SEMI_SUPERVISED,
+    "infonce", PairwiseModel, objective="infonce", **_MLP, objectives=["infonce"], learning=SEMI_SUPERVISED,
     papers=["Chen et al., 2021", "Ma et al., 2020a", "Patrick et al., 2020"],
     description="mlp towers + InfoNCE with in-batch negatives, learned from pairing alone",
-    objective_args={"infonce": {"temperature": 0.1}}, train=_TRAIN, train_segments=4,
+    objective_args={"infonce": {"temperature": 0.1}},
 )
 _register(
-    "dcca", DCCAModel, encoder="mlp", objectives=["dcca"], learning=SEMI_SUPERVISED,
-    papers=["Rajan et al., 2021", "Zeng et al., 2021"],
-    description="mlp towers + deep CCA (top-k canonical correlations), CCA projection as last layer",
-    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, cca_dim=16, train=replace(_TRAIN, batch_size=128),
-    train_segments=4,
+    "dcca", DCCAModel, **{**_MLP, "train": replace(_TRAIN, batch_size=128)}, objectives=["dcca"],
+    learning=SEMI_SUPERVISED, papers=["Rajan et al., 2021", "Zeng et al., 2021"],
+    description="mlp towers + deep CCA (top-16 canonical correlations), CCA projection as last layer",
+    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, cca_dim=16,
+)
+_register(
+    "triplet", PairwiseModel, objective="triplet", **_MLP, objectives=["triplet"], learning=SUPERVISED,
+    papers=["Zeng et al., 2020", "Pretet et al., 2021"],
+    description="mlp towers + cross-modal triplet loss with semi-hard in-batch mining, class-level positives",
+    objective_args={"triplet": {"margin": 0.2, "mining": "semi-hard", "reduction": "mean"}}, normalize=True,
+)
+_register(
+    "hinge", PairwiseModel, objective="hinge", **_MLP, objectives=["hinge"], learning=SUPERVISED,
+    papers=["Merkx et al., 2019"],
+    description="mlp towers + bidirectional max-margin hinge ranking, same-class pairs not negatives",
+    objective_args={"hinge": {"margin": 0.2, "reduction": "mean"}},
+)
+_register(
+    "mms", PairwiseModel, objective="mms", **_MLP, objectives=["mms"], learning=SEMI_SUPERVISED,
+    papers=["Rouditchenko et al., 2020", "Ilharco et al., 2019"],
+    description="mlp towers + masked margin softmax with a margin increased over the epochs",
+    objective_args={"mms": {"similarity": "dot"}}, margin_schedule={"start": 0.05, "end": 0.3, "mode": "linear"},
+)
+_register(
+    "npair", PairwiseModel, objective="npair", **_MLP, objectives=["npair"], learning=SEMI_SUPERVISED,
+    papers=["Horiguchi et al., 2018"],
+    description="mlp towers + multi-class N-pair loss on dot products, learned from pairing alone",
+    objective_args={"npair": {"l2_reg": 2e-3}},
+)
+_register(
+    "lifted", PairwiseModel, objective="lifted", **_MLP, objectives=["lifted"], learning=SUPERVISED,
+    papers=["Zheng et al., 2021a"],
+    description="mlp towers + smooth lifted structured loss on cross-modal distances, class-level positives",
+    objective_args={"lifted": {"margin": 1.0}}, normalize=True,
+)
+_register(
+    "milnce", MILNCEModel, **_MLP, objectives=["milnce"], learning=SEMI_SUPERVISED,
+    papers=["Alayrac et al., 2020", "Akbari et al., 2021"],
+    description="mlp towers + MIL-NCE: each clip against the bag of the other modality's segments",
+    objective_args={"milnce": {"temperature": 0.1}},
+)
+
+# ---------------------------------------------------------------- encoder families
+_register(
+    "cnn_contrastive", PairwiseModel, objective="contrastive", encoder="cnn", train=_TRAIN,
+    objectives=["contrastive"], learning=SEMI_SUPERVISED, papers=["Hu et al., 2020"],
+    description="cnn towers + contrastive loss on cosine distances of paired / mismatched clips",
+    objective_args={"contrastive": {"margin": 1.0}},
+)
+_register(
+    "ce_center", ClassifierModel, encoder="cnn", train=_TRAIN, objectives=["ce", "center", "l2"],
+    learning=SUPERVISED, papers=["Zhen et al., 2019", "He et al., 2019"],
+    description="cnn towers + shared-classifier CE, center loss and L2 modality invariance",
+    objective_args={"center": {"p": 2}}, weights={"ce": 1.0, "center": 0.05, "l2": 0.1},
+)
+_register(
+    "selfattn_mms", PairwiseModel, objective="mms", encoder="self_attention", train=_TRAIN, objectives=["mms"],
+    learning=SEMI_SUPERVISED, papers=["Rouditchenko et al., 2020", "Cheng et al., 2020"],
+    description="self-attention towers with attention pooling + masked margin softmax with a margin schedule",
+    objective_args={"mms": {"similarity": "dot"}}, margin_schedule={"start": 0.05, "end": 0.3, "mode": "linear"},
+)
+_register(
+    "transformer_infonce", PairwiseModel, objective="infonce", encoder="transformer", train=_TRAIN,
+    objectives=["infonce"], learning=SEMI_SUPERVISED, papers=["Morgado et al., 2020", "Akbari et al., 2021"],
+    description="transformer encoders over segments (sinusoidal positions) + InfoNCE, learned from pairing",
+    objective_args={"infonce": {"temperature": 0.1}},
+)
+_register(
+    "coattn_ce", CoAttentionModel, encoder="co_attention", train=_TRAIN, objectives=["ce"], learning=SUPERVISED,
+    papers=["Duan et al., 2021", "Cheng et al., 2020"],
+    description="co-attention towers (cross-modal residual attention) + shared-classifier CE on uni- and "
+                "cross-modal features",
+)
+_register(
+    "ae_l2", AutoencoderModel, encoder="autoencoder", train=_TRAIN, objectives=["l2", "dcca"],
+    learning=SEMI_SUPERVISED, papers=["Zeng et al., 2021", "Recasens et al., 2021", "Cao et al., 2016"],
+    description="auto-encoder towers: L2 reconstruction + L2 latent alignment + DCCA correlation of paired clips",
+    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, weights={"recon": 1.0, "align": 1.0, "dcca": 0.1},
+)
+_register(
+    "vae_elbo", VAEModel, encoder="vae", train=_TRAIN, objectives=["elbo", "center", "l2"], learning=SUPERVISED,
+    papers=["Zhang et al., 2021", "Zhu et al., 2021b"],
+    description="VAE towers: per-segment ELBO + shared class centers + L2 alignment of paired posterior means",
+    objective_args={"elbo": {"beta": 0.1}, "center": {"p": 2}},
+    weights={"elbo": 0.01, "center": 0.1, "align": 1.0},
+)
+_register(
+    "gan_adv", GANModel, encoder="gan", train=_TRAIN, objectives=["lifted", "adversarial"], learning=SUPERVISED,
+    papers=["Zheng et al., 2021a", "Seo et al., 2020"],
+    description="cnn generator towers + modality discriminator (adversarial) + lifted structured loss",
+    metric_objective="lifted", objective_args={"lifted": {"margin": 1.0}},
+    weights={"lifted": 1.0, "adv_d": 1.0, "adv_g": 0.1}, normalize=True,
 )

@@ -21,6 +21,7 @@ All modules work on any number of segments ``T`` (including ``T = 1``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -143,8 +144,8 @@ def mlp_head(hidden: int, dim: int, dropout: float) -> nn.Sequential:
                          nn.Linear(hidden, dim))
 
 
-def apply_to_positions(head: nn.Module, maps: torch.Tensor) -> torch.Tensor:
-    """Apply a per-vector module to every position of ``(..., C, h, w)`` maps -> ``(..., D, h, w)``."""
+def apply_to_positions(head: Callable[[torch.Tensor], torch.Tensor], maps: torch.Tensor) -> torch.Tensor:
+    """Apply a per-vector function to every position of ``(..., C, h, w)`` maps -> ``(..., D, h, w)``."""
     return head(maps.movedim(-3, -1)).movedim(-1, -3)
 
 
