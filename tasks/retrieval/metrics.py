@@ -158,12 +158,18 @@ def _ap_rows(sorted_scores: torch.Tensor, relevant_scores: torch.Tensor, n_rel: 
     rel = _sort_rows_(relevant_scores)  # padding (+inf) ends up after the real scores
     n_ge_all = m - torch.searchsorted(sorted_scores, rel, side="left")  # items with score >= s_r
     pos = torch.arange(k, device=dev)
-    new_group = torch.ones((b, k), dtype=torch.bool, device=dev)
-    new_group[:, 1:] = rel[:, 1:] != rel[:, :-1]
-    group_start = torch.cummax(torch.where(new_group, pos, 0), dim=1).values
-    n_ge_rel = n_rel[:, None] - group_start  # relevant items with score >= s_r
-    valid = pos < n_rel[:, None]
-    precision = torch.where(valid, n_ge_rel.to(torch.float64) / n_ge_all.clamp_min(1), 0.0)
+    # first index of each relevant score's tie group: running max of the group-start indices
+    tied = rel[:, 1:] == rel[:, :-1]
+    tied &= pos[1:] < n_rel[:, None]  # ties among the padding do not matter
+    if bool(tied.any()):
+        starts = pos.repeat(b, 1)
+        starts[:, 1:].masked_fill_(tied, 0)
+        group_start = torch.cummax(starts, dim=1).values
+    else:
+        group_start = pos
+    # relevant items with score >= s_r; 0 (clamped) at the padding, where n_ge_all is 0 too
+    n_ge_rel = (n_rel[:, None] - group_start).clamp_min_(0).to(torch.float64)
+    precision = n_ge_rel / n_ge_all.clamp_min_(1)
     # a running sum adds the terms strictly left to right, so the result does not depend on
     # how much padding the block carries (a tree reduction's rounding would)
     ap = torch.cumsum(precision, dim=1)[:, -1] / n_rel
@@ -172,10 +178,9 @@ def _ap_rows(sorted_scores: torch.Tensor, relevant_scores: torch.Tensor, n_rel: 
 
 def _gather_padded(scores: torch.Tensor, cols: torch.Tensor, n_rel: torch.Tensor) -> torch.Tensor:
     """``scores[i, cols[i, t]]`` for ``t < n_rel[i]``, ``+inf`` after (fresh tensor)."""
-    pos = torch.arange(cols.shape[1], device=scores.device)
-    valid = pos < n_rel[:, None]
-    out = torch.gather(scores, 1, torch.where(valid, cols, 0))
-    return out.masked_fill_(~valid, float("inf"))
+    pad = torch.arange(cols.shape[1], device=scores.device) >= n_rel[:, None]
+    out = torch.gather(scores, 1, cols.masked_fill(pad, 0))
+    return out.masked_fill_(pad, float("inf"))
 
 
 def _direction(
@@ -250,7 +255,7 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray, *, source: str =
     out = np.empty(n, dtype=np.float64)
     rows = _resolve_block_size(None, n, 72 * m)  # score copy + (b, k <= M) temporaries
     for lo in range(0, n, rows):
-        blk = torch.from_numpy(np.array(s[lo : lo + rows]))  # private copy: sorted in place
+        blk = torch.from_numpy(np.array(s[lo : lo + rows], order="C"))  # private copy: sorted in place
         r = rel[lo : lo + rows]
         n_rel = torch.from_numpy(r.sum(axis=1))
         cols = torch.from_numpy(np.argsort(~r, axis=1, kind="stable")[:, : int(n_rel.max())])
