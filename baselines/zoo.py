@@ -256,7 +256,8 @@ class DCCAModel(ZooModel):
         return self._project(super().embed_visual_spatial(visual), "v", channel_dim=1)
 
 
-def linear_cca(a: Tensor, v: Tensor, k: int, *, r1: float = 1e-3, r2: float = 1e-3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def linear_cca(a: Tensor, v: Tensor, k: int, *, r1: float = 1e-3,
+               r2: float = 1e-3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Regularised linear CCA of ``(N, Da)`` and ``(N, Dv)``: means and the top-``k`` projections.
 
     With covariances ``C_aa + r1 I``, ``C_vv + r2 I`` and the SVD
@@ -503,6 +504,9 @@ _TRAIN = TrainConfig(epochs=40, quick_epochs=10, batch_size=64, lr=2e-3, weight_
 #: the objective comparison family shares the mlp towers; they train on 4 sampled segments
 #: per clip because the mlp image front end dominates the cost
 _MLP = {"encoder": "mlp", "train": _TRAIN, "train_segments": 4}
+#: towers without a temporal model train on 5 sampled segments per clip (half the cost);
+#: attention / transformer towers see every segment, their point is the temporal context
+_CNN_SEGMENTS = 5
 
 # ---------------------------------------------------------------- one objective, mlp towers
 _register(
@@ -557,12 +561,13 @@ _register(
 # ---------------------------------------------------------------- encoder families
 _register(
     "cnn_contrastive", PairwiseModel, objective="contrastive", encoder="cnn", train=_TRAIN,
-    objectives=["contrastive"], learning=SEMI_SUPERVISED, papers=["Hu et al., 2020"],
+    train_segments=_CNN_SEGMENTS, objectives=["contrastive"], learning=SEMI_SUPERVISED, papers=["Hu et al., 2020"],
     description="cnn towers + contrastive loss on cosine distances of paired / mismatched clips",
     objective_args={"contrastive": {"margin": 1.0}},
 )
 _register(
-    "ce_center", ClassifierModel, encoder="cnn", train=_TRAIN, objectives=["ce", "center", "l2"],
+    "ce_center", ClassifierModel, encoder="cnn", train=_TRAIN,
+    train_segments=_CNN_SEGMENTS, objectives=["ce", "center", "l2"],
     learning=SUPERVISED, papers=["Zhen et al., 2019", "He et al., 2019"],
     description="cnn towers + shared-classifier CE, center loss and L2 modality invariance",
     objective_args={"center": {"p": 2}}, weights={"ce": 1.0, "center": 0.05, "l2": 0.1},
@@ -586,20 +591,23 @@ _register(
                 "cross-modal features",
 )
 _register(
-    "ae_l2", AutoencoderModel, encoder="autoencoder", train=_TRAIN, objectives=["l2", "dcca"],
+    "ae_l2", AutoencoderModel, encoder="autoencoder", train=_TRAIN,
+    train_segments=_CNN_SEGMENTS, objectives=["l2", "dcca"],
     learning=SEMI_SUPERVISED, papers=["Zeng et al., 2021", "Recasens et al., 2021", "Cao et al., 2016"],
     description="auto-encoder towers: L2 reconstruction + L2 latent alignment + DCCA correlation of paired clips",
-    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, weights={"recon": 1.0, "align": 1.0, "dcca": 0.1},
+    objective_args={"dcca": {"r1": 1e-2, "r2": 1e-2, "top_k": 16}}, weights={"recon": 1.0, "align": 5.0, "dcca": 0.1},
 )
 _register(
-    "vae_elbo", VAEModel, encoder="vae", train=_TRAIN, objectives=["elbo", "center", "l2"], learning=SUPERVISED,
+    "vae_elbo", VAEModel, encoder="vae", train=_TRAIN,
+    train_segments=_CNN_SEGMENTS, objectives=["elbo", "center", "l2"], learning=SUPERVISED,
     papers=["Zhang et al., 2021", "Zhu et al., 2021b"],
     description="VAE towers: per-segment ELBO + shared class centers + L2 alignment of paired posterior means",
     objective_args={"elbo": {"beta": 0.1}, "center": {"p": 2}},
     weights={"elbo": 0.01, "center": 0.1, "align": 1.0},
 )
 _register(
-    "gan_adv", GANModel, encoder="gan", train=_TRAIN, objectives=["lifted", "adversarial"], learning=SUPERVISED,
+    "gan_adv", GANModel, encoder="gan", train=_TRAIN,
+    train_segments=_CNN_SEGMENTS, objectives=["lifted", "adversarial"], learning=SUPERVISED,
     papers=["Zheng et al., 2021a", "Seo et al., 2020"],
     description="cnn generator towers + modality discriminator (adversarial) + lifted structured loss",
     metric_objective="lifted", objective_args={"lifted": {"margin": 1.0}},

@@ -33,7 +33,8 @@ from .cnn import AudioCNN, VisualCNN, apply_to_positions, mlp_head
 
 def decoder(dim: int, hidden: int, out: int) -> nn.Sequential:
     """MLP decoder ``(..., dim) -> (..., out)``."""
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out))
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                         nn.Linear(hidden, out))
 
 
 class AEAudioEncoder(ModalityEncoder):

@@ -47,7 +47,9 @@ def audio_layout(spec: DataSpec) -> tuple[int, int] | None:
         try:
             frames, mels = (int(v) for v in layout)
         except (TypeError, ValueError):
-            raise ConfigError(f"dataset '{spec.name}': extra.audio_layout must be (frames, mels), got {layout!r}") from None
+            raise ConfigError(
+                f"dataset '{spec.name}': extra.audio_layout must be (frames, mels), got {layout!r}"
+            ) from None
         if frames < 1 or mels < 1 or frames * mels != fa:
             raise ConfigError(
                 f"dataset '{spec.name}': extra.audio_layout {frames}x{mels} does not match the audio width {fa}"
@@ -131,7 +133,8 @@ class VisualCNN(nn.Module):
                 nn.Conv2d(hidden, hidden, 1),
             )
         else:  # precomputed feature vectors stored as (D, 1, 1)
-            self.net = nn.Sequential(nn.Conv2d(c, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(), nn.Conv2d(hidden, hidden, 1))
+            self.net = nn.Sequential(nn.Conv2d(c, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(),
+                                     nn.Conv2d(hidden, hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
