@@ -43,9 +43,13 @@ Per block of query rows (the block size follows from a memory budget, so a 50,00
    group starts being a running maximum of tie-group boundary indices. No Python loop
    runs per query.
 
-The sort is the dominant cost. On the CPU the rows are sorted with NumPy's in-place
-SIMD sort (about 10x faster than ``torch.sort`` there); on a GPU everything stays in
-torch. faiss is not used: its exact index returns the top ``k`` neighbours, while AP needs
+Cost: the matrix product and the row sort (what any exact metric must do), plus one
+binary search per (query, relevant item), i.e. ``O(N * n_rel * log M)``. With 10 or more
+balanced classes the searches cost less than the sort; with very few, large classes they
+dominate (2 classes at N = M = 5,000: about 5x the product + sort; see
+``benchmark/perf/retrieval_perf.py``). On the CPU the rows are sorted with NumPy's
+in-place SIMD sort (about 10x faster than ``torch.sort`` there); on a GPU everything
+stays in torch. faiss is not used: its exact index returns the top ``k`` neighbours, while AP needs
 the position of every relevant item in the full ranking, and its brute-force inner
 products are a float32 matrix product that torch already does in float64.
 """
@@ -64,8 +68,9 @@ RECALL_KS: tuple[int, ...] = (1, 5, 10)
 #: Retrieval directions: audio queries a visual gallery, and the reverse.
 DIRECTIONS: tuple[str, ...] = ("a2v", "v2a")
 
-#: Memory the temporaries of one block of query rows may take.
-BLOCK_BYTES = 64 * 2**20
+#: Memory the temporaries of one block of query rows may take: bounds the peak memory of
+#: large problems, and blocks of this size stay cache-friendly (faster than bigger ones).
+BLOCK_BYTES = 16 * 2**20
 
 METRICS: dict[str, MetricSpec] = {
     "mAP": MetricSpec("mAP", True, "mean of mAP_a2v and mAP_v2a"),
