@@ -40,6 +40,8 @@ class RunConfig:
     progress: bool = True
     submission: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
+    #: name under which a single external model's results are stored (``submit --name``)
+    model_name: str | None = None
 
 
 @dataclass
@@ -97,6 +99,11 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     device = select_device(cfg.device)
     tasks = [get_task(t) for t in cfg.tasks]
     models = resolve_models(cfg.models, cfg.model_args)
+    if cfg.model_name is not None:
+        if len(models) != 1:
+            raise ConfigError("a model name can only be given for a single model")
+        models[0].name = cfg.model_name
+        models[0].info = {**models[0].info, "name": cfg.model_name}
     store = ResultStore(cfg.out)
     dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
     spec = dataset.spec

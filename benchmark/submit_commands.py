@@ -1,0 +1,296 @@
+"""Submitting models: ``validate-model``, ``submit`` (a Python model or a folder of outputs), ``export``.
+
+A Python model is given as ``path/to/file.py:ClassName`` or ``package.module:ClassName``
+(called as ``ClassName(data_spec, **model_args)``, following :class:`benchmark.interface.AVModel`).
+Models that cannot run inside Python get the test inputs with ``export`` and hand back one
+``<task>.npz`` per task in the ``score`` formats, scored by ``submit --pred DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": "20"}
+
+
+def _print_err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------ validate-model
+def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | None, data_root: str | None,
+                   fit: bool = True) -> tuple[list[str], dict[str, list[str]]]:
+    """Problems found (one line each) and, per dataset, the tasks the model supports."""
+    import torch
+
+    from baselines.base import seed_everything
+    from tasks.base import EvalContext  # noqa: F401  (import check of the task layer)
+    from tasks.registry import TASKS
+
+    from .datasets import DATASETS, load_dataset
+    from .datasets.base import audio_batch, visual_batch
+    from .interface import FitContext, missing_methods
+    from .submission import load_model_spec
+
+    factory, info = load_model_spec(spec)
+    problems: list[str] = []
+    supported: dict[str, list[str]] = {}
+    names = datasets or list(getattr(factory, "datasets", ["avsynth"]))
+    for ds_name in names:
+        DATASETS.get(ds_name)
+        opts = VALIDATE_OPTIONS if ds_name == "avsynth" else {}
+        ds = load_dataset(ds_name, data_root=data_root, options=opts, quick=True)
+        where = f"{info['name']} on {ds_name}"
+        seed_everything(0)
+        try:
+            model = factory(ds.spec, **model_args)
+        except Exception as e:  # the user's constructor failed
+            problems.append(f"{where}: constructor failed: {e.__class__.__name__}: {e}")
+            continue
+        for m in missing_methods(model):
+            problems.append(f"{where}: missing method {m}() required by the interface/capabilities")
+        dim = getattr(model, "dim", None)
+        if not isinstance(dim, int) or dim <= 0:
+            problems.append(f"{where}: attribute dim must be a positive int, got {dim!r}")
+        if problems:
+            continue
+        try:
+            if fit and getattr(model, "trainable", True):
+                model.fit(ds.split("train"), ds.split("val"), FitContext(seed=0, quick=True, progress=False))
+        except Exception as e:
+            problems.append(f"{where}: fit() failed: {e.__class__.__name__}: {e}")
+            continue
+        test = ds.split("test")
+        idx = np.arange(min(8, len(test)))
+        a_in, v_in = audio_batch(test, idx), visual_batch(test, idx)
+        checks = [("embed_audio", lambda: model.embed_audio(a_in), (len(idx), dim)),
+                  ("embed_visual", lambda: model.embed_visual(v_in), (len(idx), dim))]
+        caps = set(getattr(model, "capabilities", ()))
+        if "segments" in caps:
+            t = ds.spec.segments
+            checks += [("embed_audio_segments", lambda: model.embed_audio_segments(a_in), (len(idx), t, dim)),
+                       ("embed_visual_segments", lambda: model.embed_visual_segments(v_in), (len(idx), t, dim))]
+        if "spatial" in caps:
+            checks.append(("embed_visual_spatial", lambda: model.embed_visual_spatial(v_in), None))
+        for name, call, shape in checks:
+            try:
+                out1, out2 = call(), call()
+            except Exception as e:
+                problems.append(f"{where}: {name}() failed: {e.__class__.__name__}: {e}")
+                continue
+            if not isinstance(out1, torch.Tensor):
+                problems.append(f"{where}: {name}() must return a torch.Tensor, got {type(out1).__name__}")
+                continue
+            if not out1.is_floating_point():
+                problems.append(f"{where}: {name}() must return floats, got {out1.dtype}")
+            if shape is not None and tuple(out1.shape) != shape:
+                problems.append(f"{where}: {name}() returned shape {tuple(out1.shape)}, expected {shape}")
+            if shape is None and (out1.ndim != 4 or out1.shape[:2] != (len(idx), dim)):
+                problems.append(f"{where}: {name}() returned shape {tuple(out1.shape)}, expected (B, {dim}, h, w)")
+            if not torch.isfinite(out1).all():
+                problems.append(f"{where}: {name}() returned NaN or inf")
+            elif not torch.equal(out1, out2):
+                problems.append(f"{where}: {name}() is not deterministic (two calls on the same batch differ)")
+        tasks = []
+        for tname in TASKS:
+            if tname in DATASETS.meta(ds_name)["tasks"] and TASKS.get(tname).supports(model, ds.spec, test) is None:
+                tasks.append(tname)
+        supported[ds_name] = tasks
+    return problems, supported
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .cli import parse_csv, parse_kv
+
+    problems, supported = validate_model(args.spec, parse_kv(args.model_args, "--model-args"),
+                                         parse_csv(args.dataset) or None, args.data_root, fit=not args.no_fit)
+    for p in problems:
+        _print_err(p)
+    for ds, tasks in supported.items():
+        print(f"{ds}: supports {', '.join(tasks) if tasks else 'no task'}")
+    if problems:
+        return 1
+    print("model OK")
+    return 0
+
+
+# ------------------------------------------------------------------------------ export
+def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
+    """Write the inputs of ``split`` and a manifest of the prediction files a submission returns."""
+    from tasks.registry import TASKS
+
+    from .datasets import DATASETS
+
+    out.mkdir(parents=True, exist_ok=True)
+    data = dataset.split(split)
+    arrays = {"audio": np.asarray(data.audio), "visual": np.asarray(data.visual)}
+    np.savez_compressed(out / "inputs.npz", **arrays)
+    manifest: dict[str, Any] = {"dataset": dataset.spec.name, "split": split, "fingerprint": dataset.fingerprint(),
+                                "inputs": {"inputs.npz": {k: list(v.shape) for k, v in arrays.items()}},
+                                "expected_predictions": {}}
+    for tname in TASKS:
+        task = TASKS.get(tname)
+        if tname not in DATASETS.meta(dataset.spec.name)["tasks"] or task.supports(None, dataset.spec, data) is not None:
+            continue
+        extra = getattr(task, "export_inputs", None)
+        if callable(extra):
+            inputs = extra(dataset)
+            np.savez_compressed(out / f"{tname}_inputs.npz", **inputs)
+            manifest["inputs"][f"{tname}_inputs.npz"] = {k: list(np.shape(v)) for k, v in inputs.items()}
+        manifest["expected_predictions"][f"{tname}.npz"] = {"keys": task.pred_keys,
+                                                            "scored_against": task.ref_keys}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .cli import parse_kv
+    from .datasets import load_dataset
+
+    options: dict[str, Any] = {}
+    for item in args.option:
+        options.update(parse_kv(item, "--option"))
+    ds = load_dataset(args.dataset, data_root=args.data_root, options={k: str(v) for k, v in options.items()},
+                      quick=args.quick)
+    manifest = export_dataset(ds, args.split, args.out)
+    print(f"wrote inputs and manifest to {args.out}; expected prediction files: "
+          + ", ".join(manifest["expected_predictions"]))
+    return 0
+
+
+# ------------------------------------------------------------------------------ submit
+def _guard_name(out: Path, name: str, source_hash: str) -> None:
+    """A submission never overwrites another model's results under the same name."""
+    from .store import ResultStore
+
+    for rec in ResultStore(out).records():
+        if rec["model"] == name:
+            other = (rec.get("submission") or {}).get("source_hash") or rec.get("config", {}).get("model", {}).get("source_hash")
+            if other != source_hash:
+                raise ConfigError(f"'{name}' already has results in {out} from a different model "
+                                  f"(source hash {other}); choose another --name")
+
+
+def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[dict[str, Any]]:
+    from tasks.registry import TASKS
+
+    from . import __version__
+    from .arrays import load_npz
+    from .provenance import provenance
+    from .store import ResultRecord, ResultStore, config_key
+
+    files = sorted(p for p in pred_dir.glob("*.npz") if p.stem in TASKS)
+    if not files:
+        raise InputError(pred_dir, None, f"no <task>.npz prediction file (tasks: {', '.join(TASKS)})")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+    _guard_name(out, name, digest)
+    store, records = ResultStore(out), []
+    for f in files:
+        task = TASKS.get(f.stem)
+        t0 = time.perf_counter()
+        ref = task.export_reference(dataset, split)
+        metrics = task.score(load_npz(f), ref, pred_source=str(f), ref_source=f"{dataset.spec.name} {split} reference")
+        submission = {"name": name, "source_hash": digest, "kind": "predictions", "files": [p.name for p in files],
+                      "suite_version": __version__}
+        config = {"model": {"name": name, "source_hash": digest}, "task": {"name": task.name, "version": task.version},
+                  "dataset": {"name": dataset.spec.name, "fingerprint": dataset.fingerprint(), "split": split},
+                  "seed": 0}
+        rec = ResultRecord(model=name, task=task.name, dataset=dataset.spec.name, seed=0, metrics=metrics,
+                           config=config, provenance=provenance("external", time.perf_counter() - t0),
+                           key=config_key(config), task_version=task.version, protocol="submitted predictions",
+                           higher_is_better=task.higher_is_better(),
+                           model_info={"name": name, "encoder": [], "objective": [], "learning": "unknown",
+                                       "papers": [], "reference": False, "external": True},
+                           submission=submission)
+        store.put(rec)
+        records.append(rec.to_json())
+    return records
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from .cli import parse_csv, parse_kv, parse_seeds
+    from .datasets import load_dataset
+    from .reporting.tables import console_table
+    from .runner import RunConfig, run
+    from .submission import load_model_spec
+    from .surveyed import load_table1_long
+
+    if (args.model is None) == (args.pred is None):
+        raise ConfigError("submit needs exactly one of --model SPEC or --pred DIR")
+    options: dict[str, Any] = {}
+    for item in args.option:
+        options.update(parse_kv(item, "--option"))
+    options = {k: str(v) for k, v in options.items()}
+    if args.pred is not None:
+        if not args.pred.is_dir():
+            raise InputError(args.pred, None, "prediction folder not found")
+        ds = load_dataset(args.dataset, data_root=args.data_root, options=options, quick=args.quick)
+        records = score_predictions(args.pred, args.name, ds, args.out)
+    else:
+        _, info = load_model_spec(args.model, name=args.name)
+        _guard_name(args.out, args.name, info["source_hash"])
+        problems, supported = validate_model(args.model, parse_kv(args.model_args, "--model-args"), [args.dataset],
+                                             args.data_root, fit=True)
+        if problems:
+            raise ConfigError(f"model fails validation: {problems[0]} (run validate-model for all problems)")
+        cfg = RunConfig(models=[f"{args.model}"], tasks=supported.get(args.dataset, []), dataset=args.dataset,
+                        data_root=args.data_root, dataset_options=options, seeds=parse_seeds(args.seeds),
+                        out=args.out, quick=args.quick, device=args.device,
+                        model_args=parse_kv(args.model_args, "--model-args"), progress=not args.no_progress,
+                        submission={"name": args.name, "source_hash": info["source_hash"], "kind": "python",
+                                    "spec": args.model},
+                        model_name=args.name)
+        if not cfg.tasks:
+            raise ConfigError(f"model supports no task on dataset '{args.dataset}'")
+        records = run(cfg)
+    print(console_table(records, load_table1_long()))
+    print(f"\nleaderboard folder: {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ parsers
+def add_validate_parser(sub: Any) -> None:
+    p = sub.add_parser("validate-model", help="check a model against the interface on a tiny batch")
+    p.add_argument("spec", help="path/to/file.py:ClassName or package.module:ClassName")
+    p.add_argument("--dataset", help="comma-separated datasets (default: the model's `datasets` attribute or avsynth)")
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--model-args", dest="model_args")
+    p.add_argument("--no-fit", action="store_true", help="skip the short fit() check")
+    p.set_defaults(func=cmd_validate)
+
+
+def add_submit_parser(sub: Any) -> None:
+    p = sub.add_parser("submit", help="run every task a model supports, or score a folder of predictions")
+    p.add_argument("--model", help="model spec (file.py:Class or package.module:Class)")
+    p.add_argument("--pred", type=Path, help="folder of <task>.npz predictions (see `export`)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--dataset", default="avsynth")
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--model-args", dest="model_args")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_submit)
+
+
+def add_export_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="write a dataset split's inputs for models that run outside Python")
+    p.add_argument("--dataset", default="avsynth")
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quick", action="store_true")
+    p.set_defaults(func=cmd_export)
