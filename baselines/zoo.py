@@ -11,7 +11,9 @@ Model classes (all :class:`~baselines.base.EmbeddingModel` subclasses):
 
 :class:`PairwiseModel`
     one pairwise metric-learning objective on the clip embeddings (InfoNCE, hinge, MMS with a
-    margin schedule, triplet, N-pair, lifted, contrastive).
+    margin schedule, triplet, N-pair, lifted).
+:class:`ContrastivePairsModel`
+    the contrastive loss on as many matched as mismatched (shifted) clip pairs.
 :class:`MILNCEModel`
     MIL-NCE: a clip of one modality against the bag of the other modality's segments.
 :class:`DCCAModel`
@@ -278,6 +280,28 @@ def linear_cca(a: Tensor, v: Tensor, k: int, *, r1: float = 1e-3,
     wa, wv = inv_sqrt(ha, r1), inv_sqrt(hv, r2)
     u, _, vt = torch.linalg.svd(wa @ (ha.T @ hv / n) @ wv)
     return mean_a, mean_v, wa @ u[:, :k], wv @ vt.T[:, :k]
+
+
+# ============================================================================ balanced contrastive pairs
+class ContrastivePairsModel(ZooModel):
+    """Contrastive loss on matched and mismatched clip pairs in equal numbers.
+
+    The all-pairs form of the ``contrastive`` objective averages ``B`` matched pairs with
+    ``B^2 - B`` mismatched ones, so once most negatives clear the margin the matched pairs'
+    pull is diluted. As in audio-visual correspondence training [Hu et al., 2020], every clip
+    here contributes one matched pair ``(a_i, v_i)`` and one mismatched pair
+    ``(a_i, v_{(i+s) mod B})`` with a random cyclic shift ``1 <= s < B`` per batch
+    (``pair_targets`` mode of the objective).
+    """
+
+    def loss_terms(self, batch: Batch) -> dict[str, Tensor]:
+        a, v = self.encode_batch(batch)
+        b = a.shape[0]
+        shift = int(torch.randint(1, b, (1,)))
+        targets = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)]).to(a.device)
+        loss = self.objective("contrastive", torch.cat([a, a]), torch.cat([v, v.roll(shift, dims=0)]),
+                              pair_targets=targets)
+        return {"contrastive": loss}
 
 
 # ============================================================================ MIL-NCE
@@ -560,9 +584,9 @@ _register(
 
 # ---------------------------------------------------------------- encoder families
 _register(
-    "cnn_contrastive", PairwiseModel, objective="contrastive", encoder="cnn", train=_TRAIN,
+    "cnn_contrastive", ContrastivePairsModel, encoder="cnn", train=replace(_TRAIN, quick_epochs=15),
     train_segments=_CNN_SEGMENTS, objectives=["contrastive"], learning=SEMI_SUPERVISED, papers=["Hu et al., 2020"],
-    description="cnn towers + contrastive loss on cosine distances of paired / mismatched clips",
+    description="cnn towers + contrastive loss on cosine distances of as many matched as mismatched clip pairs",
     objective_args={"contrastive": {"margin": 1.0}},
 )
 _register(

@@ -41,7 +41,7 @@ def test_registry_lists_every_encoder() -> None:
     for name in ("mlp", *MINE):
         mod = get_encoder(name)
         assert callable(mod.build_audio) and callable(mod.build_visual), name
-    assert set(MINE) <= set(ENCODERS._items)
+    assert set(MINE) <= set(ENCODERS.names())
 
 
 @pytest.mark.parametrize("spec_name", list(SPECS))
