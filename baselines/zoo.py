@@ -63,8 +63,9 @@ SEMI_SUPERVISED = "semi-supervised"
 class ZooModel(EmbeddingModel):
     """An :class:`EmbeddingModel` whose loss is a weighted sum of registered objectives.
 
-    Subclasses implement :meth:`loss_terms` (objective id -> scalar loss of the batch);
-    ``weights`` scale the terms (missing ids weigh 1). ``objective_args`` holds the keyword
+    Subclasses implement :meth:`loss_terms` (term name -> scalar loss of the batch; a term
+    is one objective call, or several combined); ``weights`` scale the terms (missing names
+    weigh 1) and :attr:`last_terms` keeps the latest unweighted values for diagnostics. ``objective_args`` holds the keyword
     options of each objective, passed on every call by :meth:`objective`.
 
     ``learning`` is ``"supervised"`` or ``"semi-supervised"``; only supervised models see
@@ -148,6 +149,12 @@ def _require_method(model: ZooModel, method: str, cls: str) -> None:
     for tower in (model.audio_encoder, model.visual_encoder):
         if not callable(getattr(tower, method, None)):
             raise ConfigError(f"zoo: {cls} needs an encoder whose towers have {method}(); '{model.encoder_id}' has not")
+
+
+def _require_supervised(model: ZooModel, cls: str) -> None:
+    """Models whose objectives need class labels cannot be registered as semi-supervised."""
+    if not model.supervised:
+        raise ConfigError(f"zoo: {cls} reads class labels, so its learning must be '{SUPERVISED}'")
 
 
 # ============================================================================ pairwise objectives
@@ -338,6 +345,7 @@ class ClassifierModel(ZooModel):
 
     def __init__(self, spec: DataSpec, **kw: Any):
         super().__init__(spec, **kw)
+        _require_supervised(self, "ClassifierModel")
         self.classifier = nn.Linear(self.dim, spec.num_classes)
         self.centers = CenterLoss(spec.num_classes, self.dim, **self.objective_args.get("center", {}))
 
@@ -366,6 +374,7 @@ class CoAttentionModel(ZooModel):
 
     def __init__(self, spec: DataSpec, **kw: Any):
         super().__init__(spec, **kw)
+        _require_supervised(self, "CoAttentionModel")
         _require_method(self, "attend", "CoAttentionModel")
         self.classifier = nn.Linear(self.dim, spec.num_classes)
 
@@ -427,6 +436,7 @@ class VAEModel(ZooModel):
 
     def __init__(self, spec: DataSpec, **kw: Any):
         super().__init__(spec, **kw)
+        _require_supervised(self, "VAEModel")
         _require_method(self, "posterior", "VAEModel")
         self.centers = CenterLoss(spec.num_classes, self.dim, **self.objective_args.get("center", {}))
 

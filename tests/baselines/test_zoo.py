@@ -227,3 +227,25 @@ def test_contrastive_pairs_are_balanced() -> None:
     d_neg = 1 - torch.nn.functional.cosine_similarity(a, v.roll(shift, dims=0))
     want = (d_pos.pow(2).sum() + (1 - d_neg).clamp_min(0).pow(2).sum()) / 16
     assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_invalid_model_options_raise() -> None:
+    spec = tiny().spec
+    common = {"encoder": "cnn", "dim": 8, "hidden": 16}
+    with pytest.raises(ConfigError, match="learning"):
+        zoo.PairwiseModel(spec, objective="infonce", learning="unsupervised", **common)
+    with pytest.raises(ConfigError, match="pairwise"):
+        zoo.PairwiseModel(spec, objective="dcca", learning="semi-supervised", **common)
+    with pytest.raises(ConfigError, match="unknown objective"):
+        zoo.PairwiseModel(spec, objective="infonce", learning="semi-supervised", objective_args={"nce": {}}, **common)
+    with pytest.raises(ConfigError, match="supervised"):
+        zoo.ClassifierModel(spec, learning="semi-supervised", **common)
+    with pytest.raises(ConfigError, match="reconstruct"):
+        zoo.AutoencoderModel(spec, learning="semi-supervised", **common)
+    with pytest.raises(ConfigError, match="cca_dim"):
+        zoo.DCCAModel(spec, learning="semi-supervised", cca_dim=9, **common)
+    with pytest.raises(ConfigError, match="margin"):
+        zoo.PairwiseModel(spec, objective="mms", learning="semi-supervised",
+                          margin_schedule={"start": 0.3, "end": 0.1}, **common)
+    with pytest.raises(ConfigError, match="dim"):
+        zoo.PairwiseModel(spec, objective="infonce", learning="semi-supervised", encoder="cnn", dim=0, hidden=16)
