@@ -61,6 +61,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-args", dest="model_args", help="key=value,... passed to every model's constructor")
     p.add_argument("--inception-weights", dest="inception_weights", type=Path,
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for real-image FID")
+    p.add_argument("--task-option", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task protocol option (repeatable): probe=linear|mlp, event_head=linear|gru, "
+                        "empty_mask=raise|zero, gen_adv=WEIGHT")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of the table")
 
@@ -119,10 +122,11 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
     options = {}
     for item in args.option:
         options.update(parse_kv(item, "--option"))
+    options_task: dict[str, Any] = {}
+    for item in args.task_option:
+        options_task.update(parse_kv(item, "--task-option"))
     if args.inception_weights is not None:
-        options_task = {"inception_weights": str(args.inception_weights)}
-    else:
-        options_task = {}
+        options_task["inception_weights"] = str(args.inception_weights)
     return RunConfig(models=models, tasks=tasks, dataset=args.dataset, data_root=args.data_root,
                      dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
                      out=args.out or DEFAULT_OUT, quick=args.quick, device=args.device,

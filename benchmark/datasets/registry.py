@@ -5,6 +5,7 @@ the expected on-disk layout, licence and citation, and whether ``--data-root`` i
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,9 +28,14 @@ def register_dataset(name: str, *, tasks: tuple[str, ...], layout: str, licence:
 
 def load_dataset(name: str, *, data_root: str | Path | None = None, options: dict[str, Any] | None = None,
                  quick: bool = False, seed: int = 0) -> AVDataset:
-    """Build dataset ``name``; ``options`` are dataset-specific ``key=value`` settings."""
+    """Build dataset ``name``; ``options`` are dataset-specific ``key=value`` settings.
+
+    ``data_root`` defaults to ``$AVCL_DATA_ROOT`` when that is set.
+    """
     loader = DATASETS.get(name)
     meta = DATASETS.meta(name)
+    if data_root is None and os.environ.get("AVCL_DATA_ROOT"):
+        data_root = os.environ["AVCL_DATA_ROOT"]
     if meta["needs_data_root"] and data_root is None:
         raise ConfigError(f"dataset '{name}' needs --data-root DIR (expected layout: {meta['layout']})")
     known = set(meta["options"])
