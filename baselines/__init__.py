@@ -4,10 +4,6 @@ from importlib import import_module
 from .registry import MODELS, build_model, model_info, register_model
 
 for _mod in ("random_projection", "zoo"):
-    try:
-        import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_mod}":
-            raise
+    import_module(f"{__name__}.{_mod}")
 
 __all__ = ["MODELS", "build_model", "model_info", "register_model"]

@@ -88,16 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
-    for mod, adders in (("benchmark.reporting.commands", ("add_leaderboard_parser", "add_report_parser")),
-                        ("benchmark.submit_commands", ("add_validate_parser", "add_submit_parser", "add_export_parser"))):
-        try:
-            module = __import__(mod, fromlist=list(adders))
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-            continue
-        for adder in adders:
-            getattr(module, adder)(sub)
+    from .reporting.commands import add_leaderboard_parser, add_report_parser
+    from .submit_commands import add_export_parser, add_submit_parser, add_validate_parser
+
+    for adder in (add_leaderboard_parser, add_report_parser, add_validate_parser, add_submit_parser,
+                  add_export_parser):
+        adder(sub)
     return parser
 
 

@@ -21,14 +21,8 @@ _ADAPTERS = {
 
 for _name in TASK_ORDER:
     _mod, _cls = _ADAPTERS[_name]
-    try:
-        _task = getattr(import_module(_mod), _cls)()
-    except ModuleNotFoundError as _e:  # adapter not written yet: the family is simply absent
-        if _e.name != _mod:
-            raise
-        continue
+    _task = getattr(import_module(_mod), _cls)()
     TASKS.register(_name, _task, version=_task.version, metrics=list(_task.metrics), needs=list(_task.needs))
-
 
 def get_task(name: str) -> Task:
     return TASKS.get(name)

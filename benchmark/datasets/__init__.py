@@ -4,10 +4,6 @@ from importlib import import_module
 from .registry import DATASETS, load_dataset, register_dataset
 
 for _mod in ("avsynth", "avdigits", "ave", "vggss", "flickr", "music", "features", "esc50"):
-    try:
-        import_module(f"{__name__}.{_mod}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_mod}":
-            raise
+    import_module(f"{__name__}.{_mod}")
 
 __all__ = ["DATASETS", "load_dataset", "register_dataset"]

@@ -14,17 +14,9 @@ import numpy as np
 from benchmark.arrays import check_array, require
 from benchmark.errors import InputError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
-from .metrics import retrieval_metrics
+from ..base import EvalContext, Task, TaskResult
+from .metrics import METRICS, retrieval_metrics
 
-_DIRS = ("a2v", "v2a")
-METRICS: dict[str, MetricSpec] = {
-    "mAP": MetricSpec("mAP", True, "mean of mAP_a2v and mAP_v2a"),
-    **{f"mAP_{d}": MetricSpec(f"mAP_{d}", True, f"mean average precision, {d}, class-level relevance") for d in _DIRS},
-    **{f"R@{k}_{d}": MetricSpec(f"R@{k}_{d}", True, f"share of {d} queries whose own pair is in the top {k}")
-       for d in _DIRS for k in (1, 5, 10)},
-    **{f"MedR_{d}": MetricSpec(f"MedR_{d}", False, f"median rank of the own pair, {d}") for d in _DIRS},
-}
 
 
 def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
