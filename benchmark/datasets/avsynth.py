@@ -180,7 +180,7 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
 
     # --- visual
     look = class_look(label)
-    r = S * rng.uniform(0.34 - 0.08 * d, 0.40 + 0.02 * d)  # large enough for the LVS median threshold
+    r = S * rng.uniform(0.30 - 0.06 * d, 0.36 + 0.02 * d)  # under half the frame: LVS median threshold
     margin = r + 1
     cx, cy = rng.uniform(margin, S - margin, size=2) if d > 0 else (S / 2, S / 2)
     colour = np.clip(look["colour"] + rng.normal(0, 0.35 * d, 3), 0, 1)
