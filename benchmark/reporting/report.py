@@ -106,7 +106,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool,
+               other_metrics: bool = True) -> str:
     out = [f"# {TITLE}", "", _provenance_line(records), ""]
     family = None
     for block in blocks:
@@ -122,7 +123,7 @@ def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_s
         out.append(tabulate([[_md_escape(c) for c in r] for r in body], headers=[_md_escape(h) for h in header],
                             tablefmt="github", disable_numparse=True))
         out.append("")
-        if block.other_metrics:
+        if block.other_metrics and other_metrics:
             oh, ob = other_metric_rows(block)
             out += [f"#### Other metrics ({block.family} on {block.dataset})", "",
                     tabulate([[_md_escape(c) for c in r] for r in ob], headers=oh, tablefmt="github",
@@ -476,8 +477,12 @@ def render_report(
     fmt: str,
     *,
     tasks: Sequence[str] | None = None,
+    other_metrics: bool = True,
 ) -> str:
     """The report text in format ``fmt`` (``md``, ``latex``, ``csv`` or ``html``).
+
+    ``other_metrics=False`` keeps only each family's headline metrics in the Markdown output
+    (compact README sections); the other formats always carry every metric.
 
     ``surveyed`` is the long-form Table 1 (a DataFrame from
     :func:`~benchmark.reporting.records.load_surveyed`, a path to it, or ``None`` to
@@ -491,7 +496,7 @@ def render_report(
     blocks = blocks_from_records(records, surveyed, tasks=tasks)
     with_surveyed = surveyed is not None
     if fmt == "md":
-        return _render_md(blocks, records, with_surveyed)
+        return _render_md(blocks, records, with_surveyed, other_metrics)
     if fmt == "latex":
         return _render_latex(blocks, records, with_surveyed)
     if fmt == "csv":
