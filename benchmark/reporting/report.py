@@ -115,7 +115,7 @@ def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_s
             family = block.family
             out += [f"## {family}", ""]
         out += [f"### {family} on {block.dataset}", "", block_legend(block), ""]
-        header, body = our_table_rows(block)
+        header, body = our_table_rows(block, with_ci=True)
         for row, model in zip(body, block.models):
             for j, metric in enumerate(block.metrics):
                 if model in block.best(metric):

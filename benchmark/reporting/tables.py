@@ -379,14 +379,21 @@ def block_legend(block: Block) -> str:
         f"values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
         f"↓ lower is better. Rank is by {block.primary_metric}; '=' marks ties (95% intervals of "
         f"neighbouring models overlap). Rows marked [ref] are reference points (oracle bound, "
-        f"unprocessed mixture, chance), not ranked."
+        f"unprocessed mixture, chance), not ranked. 95% CI: Student-t over seeds (t) with >= 2 seeds, "
+        f"else a bootstrap over test items (boot) where the task stores per-item values."
     )
 
 
-def our_table_rows(block: Block, *, pm: str = "±") -> tuple[list[str], list[list[str]]]:
-    """Header and string rows of our models for one block (shared by console and markdown)."""
+def our_table_rows(block: Block, *, pm: str = "±", with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and string rows of our models for one block (shared by console and markdown).
+
+    ``with_ci`` appends a last column with the 95% interval of the rank metric and its method
+    (``t``: Student-t over seeds, ``boot``: bootstrap over test items).
+    """
     header = [f"rank ({block.primary_metric})", "model", "encoder", "objective", "learning", "n"]
     header += [metric_header(m, block.directions[m]) for m in block.metrics]
+    if with_ci:
+        header.append(f"95% CI {block.primary_metric}")
     body: list[list[str]] = []
     for model in block.models:
         info = block.model_info(model)
@@ -399,8 +406,20 @@ def our_table_rows(block: Block, *, pm: str = "±") -> tuple[list[str], list[lis
         for m in block.metrics:
             c = block.cell(model, m)
             row.append("-" if c is None else format_mean_std(float(c["mean"]), float(c["std"]), int(c["n"]), pm=pm))
+        if with_ci:
+            row.append(_ci_text(primary))
         body.append(row)
     return header, body
+
+
+_CI_SHORT = {"t-interval over seeds": "t", "bootstrap over test items": "boot"}
+
+
+def _ci_text(cell: Mapping[str, Any] | None) -> str:
+    if cell is None or math.isnan(float(cell["ci_low"])):
+        return "-"
+    method = _CI_SHORT.get(str(cell["ci_method"]), str(cell["ci_method"]))
+    return f"[{float(cell['ci_low']):.3f}, {float(cell['ci_high']):.3f}] ({method})"
 
 
 def other_metric_rows(block: Block) -> tuple[list[str], list[list[str]]]:
@@ -455,7 +474,7 @@ def console_table(
     parts: list[str] = []
     for block in blocks:
         title = f"== {block.family} | dataset: {block.dataset} =="
-        header, body = our_table_rows(block)
+        header, body = our_table_rows(block, with_ci=True)
         parts.append(title)
         parts.append(block_legend(block))
         parts.append(tabulate(body, headers=header, tablefmt="simple", disable_numparse=True))

@@ -15,7 +15,7 @@ from benchmark.arrays import check_array, require
 from benchmark.errors import InputError
 
 from ..base import EvalContext, Task, TaskResult
-from .metrics import METRICS, retrieval_metrics
+from .metrics import METRICS, average_precision, retrieval_metrics
 
 
 
@@ -28,6 +28,17 @@ def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") 
     for name, e in (("embed_audio", a), ("embed_visual", v)):
         check_array(e, "model output", name, ndim=2, kind="float")
     return a, v
+
+
+def per_query_ap(a: np.ndarray, v: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
+    """AP of every query (a2v then v2a) for bootstrap intervals; their means are the mAP keys."""
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+    sim = an @ vn.T
+    rel = labels[:, None] == labels[None, :]
+    a2v, v2a = average_precision(sim, rel), average_precision(sim.T, rel.T)
+    a2v, v2a = a2v[~np.isnan(a2v)], v2a[~np.isnan(v2a)]
+    return {"mAP_a2v": a2v.tolist(), "mAP_v2a": v2a.tolist(), "mAP": np.concatenate([a2v, v2a]).tolist()}
 
 
 class RetrievalTask(Task):
@@ -44,7 +55,8 @@ class RetrievalTask(Task):
         labels = np.asarray(dataset.split("test").labels)
         metrics = retrieval_metrics(a, v, labels, labels, paired=True, device=ctx.device)
         return TaskResult(metrics=metrics, protocol="frozen embeddings, cosine similarity, class-level relevance",
-                          config={"split": "test", "paired": True, "similarity": "cosine"})
+                          config={"split": "test", "paired": True, "similarity": "cosine"},
+                          item_metrics=per_query_ap(a, v, labels))
 
     def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
               ref_source: str = "ref") -> dict[str, float]:
