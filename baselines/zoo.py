@@ -209,7 +209,8 @@ class DCCAModel(ZooModel):
     canonical directions themselves are a by-product of the whitening inside the loss. After
     every epoch the model embeds the train split, fits the regularised linear CCA of the two
     outputs (ridge ``r1``/``r2`` as the loss) and keeps the top ``cca_dim`` directions as
-    buffers; clip, segment and spatial embeddings are the centred outputs projected on them.
+    buffers, each scaled by its canonical correlation; clip, segment and spatial embeddings are
+    the centred outputs projected on them.
     Before the first fit the projection is the identity.
     """
 
@@ -239,8 +240,13 @@ class DCCAModel(ZooModel):
             a.append(self.audio_encoder(audio_batch(train, idx, device)).double().cpu())
             v.append(self.visual_encoder(visual_batch(train, idx, device)).double().cpu())
         args = self.objective_args.get("dcca", {})
-        mean_a, mean_v, proj_a, proj_v = linear_cca(torch.cat(a), torch.cat(v), self.cca_dim,
+        a, v = torch.cat(a), torch.cat(v)
+        mean_a, mean_v, proj_a, proj_v = linear_cca(a, v, self.cca_dim,
                                                     r1=float(args.get("r1", 1e-3)), r2=float(args.get("r2", 1e-3)))
+        # weight each canonical direction by its correlation on the train split, so that weak
+        # (noisy) directions count less in cosine retrieval; label-free, like the rest of DCCA
+        rho = (((a - mean_a) @ proj_a) * ((v - mean_v) @ proj_v)).mean(0).clamp_min(0)
+        proj_a, proj_v = proj_a * rho, proj_v * rho
         for name, value in (("mean_a", mean_a), ("mean_v", mean_v), ("proj_a", proj_a), ("proj_v", proj_v)):
             getattr(self, name).copy_(value.to(getattr(self, name)))
 
