@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from scipy.signal import lfilter
 from ..errors import ConfigError, InputError
 from ..interface import DataSpec
 from ..features import log_mel
+from ._io import cached_arrays
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 
@@ -253,53 +252,9 @@ def generate(cfg: AVSynthConfig) -> dict[str, np.ndarray]:
     }
 
 
-def _content_hash(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(arrays):
-        a = np.ascontiguousarray(arrays[k])
-        h.update(k.encode())
-        h.update(str(a.dtype).encode())
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("AVCL_CACHE", Path.home() / ".cache" / "avcl-bench"))
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_or_generate(cfg: AVSynthConfig, *, use_cache: bool = True) -> tuple[dict[str, np.ndarray], str]:
     """Arrays and their content hash, from the on-disk cache when present."""
-    path = cache_dir() / f"avsynth-{cfg.key()}.npz"
-    if use_cache and path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            stored = str(arrays.pop("content_hash"))
-            if _content_hash(arrays) == stored:
-                return arrays, stored
-        except Exception:  # a corrupt cache file is regenerated, never trusted
-            pass
-    arrays = generate(cfg)
-    digest = _content_hash(arrays)
-    if use_cache:
-        try:
-            _atomic_savez(path, {**arrays, "content_hash": np.array(digest)})
-        except OSError:
-            pass  # a read-only cache is not an error: we just regenerate next time
-    return arrays, digest
+    return cached_arrays(f"avsynth-{cfg.key()}", lambda: generate(cfg), use_cache=use_cache)
 
 
 def build(cfg: AVSynthConfig, *, use_cache: bool = True) -> InMemoryDataset:
