@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .datasets import load_dataset
 from .errors import ConfigError, ModelError
 from .interface import FitContext, missing_methods
@@ -167,6 +169,10 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                 raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
             t0 = time.perf_counter()
             if getattr(model, "trainable", True):
+                if entry.info.get("learning") == "supervised" and (np.asarray(dataset.split("train").labels) < 0).any():
+                    raise ConfigError(f"model '{entry.name}' is supervised but the train split of '{spec.name}' "
+                                      "has unlabelled clips (label -1); pick a semi-supervised model or a labelled "
+                                      "train option of the dataset")
                 _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device})")
                 model.fit(dataset.split("train"), dataset.split("val"),
                           FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
