@@ -172,10 +172,10 @@ def rank_with_ties(summaries: Sequence[Summary], higher_is_better: bool) -> list
 
     1. Order the summaries by mean, best first (``higher_is_better`` decides the
        direction); equal means keep their input order.
-    2. Walk down that order and start a new tie group unless the current summary's
-       interval overlaps the interval of the summary just above it (its neighbour).
-       Groups are thus chains: if A overlaps B and B overlaps C, all three are tied even
-       when A and C do not overlap.
+    2. Walk down that order; a summary joins the current tie group when its interval
+       overlaps the interval of the group's FIRST (best) member, else it starts a new group.
+       Groups do not chain: with A overlapping B, B overlapping C but not A, C starts a new
+       group (a chained rule ties a whole zoo whose neighbours overlap pairwise).
     3. Every member of a group gets the 1-based position of the group's first member
        (standard competition ranking: ``1=, 1=, 3``); members of groups with more than one
        member get a trailing ``"="``.
@@ -187,8 +187,8 @@ def rank_with_ties(summaries: Sequence[Summary], higher_is_better: bool) -> list
     sign = -1.0 if higher_is_better else 1.0
     order = sorted(range(len(summaries)), key=lambda i: (sign * summaries[i].mean, i))
     groups: list[list[int]] = [[order[0]]]
-    for prev, cur in zip(order, order[1:]):
-        if intervals_overlap(summaries[prev], summaries[cur]):
+    for cur in order[1:]:
+        if intervals_overlap(summaries[groups[-1][0]], summaries[cur]):
             groups[-1].append(cur)
         else:
             groups.append([cur])

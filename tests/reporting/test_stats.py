@@ -152,11 +152,14 @@ def test_rank_competition_with_tie() -> None:
     assert ranks == ["1=", "1=", "3"]
 
 
-def test_rank_tie_chains_through_neighbours() -> None:
-    # A overlaps B, B overlaps C, A does not overlap C: one chained group
+def test_rank_ties_do_not_chain_through_neighbours() -> None:
+    # A overlaps B, B overlaps C, A does not overlap C: C is not tied with the group led by A
     a, b, c = _s(0.9, 0.85, 0.95), _s(0.8, 0.72, 0.88), _s(0.7, 0.65, 0.75)
-    assert not intervals_overlap(a, c)
-    assert rank_with_ties([c, a, b], True) == ["1=", "1=", "1="]
+    assert not intervals_overlap(a, c) and intervals_overlap(b, c)
+    assert rank_with_ties([c, a, b], True) == ["3", "1=", "1="]
+    # a long run of pairwise-overlapping neighbours splits into several groups
+    run = [_s(1.0 - 0.1 * i, 0.93 - 0.1 * i, 1.07 - 0.1 * i) for i in range(5)]
+    assert rank_with_ties(run, True) == ["1=", "1=", "3=", "3=", "5"]
 
 
 def test_rank_tie_in_the_middle() -> None:
