@@ -377,8 +377,8 @@ def block_legend(block: Block) -> str:
     return (
         f"Our models: mean ± std over n seeds; [0-1] columns are fractions (the survey's percent "
         f"values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
-        f"↓ lower is better. Rank is by {block.primary_metric}; '=' marks ties (95% intervals of "
-        f"neighbouring models overlap). Rows marked [ref] are reference points (oracle bound, "
+        f"↓ lower is better. Rank is by {block.primary_metric}; '=' marks ties (the 95% interval overlaps that "
+        f"of the best model of its tie group). Rows marked [ref] are reference points (oracle bound, "
         f"unprocessed mixture, chance), not ranked. 95% CI: Student-t over seeds (t) with >= 2 seeds, "
         f"else a bootstrap over test items (boot) where the task stores per-item values."
     )
