@@ -47,7 +47,7 @@ def test_latex(reports: dict[str, Path]) -> None:
     assert r"\textbf{0.490}" not in text and r"\textbf{0.100}" not in text  # not best / reference
     assert r"single\_seed" in text and "single_seed" not in text
     assert r"O'Neil \& Wu, 2019" in text and r"Wiki\_\{IT\}" in text
-    assert r"95\% intervals" in text
+    assert r"the 95\% interval overlaps" in text
     assert r"mAP $\uparrow$ [0-1]" in text
     # every tabular row has as many cells as the column spec says
     for spec, body in re.findall(r"\\begin\{tabular\}\{(\w+)\}(.*?)\\end\{tabular\}", text, flags=re.S):
