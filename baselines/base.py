@@ -123,10 +123,6 @@ class EmbeddingModel(nn.Module):
     def encode_batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         return self.audio_encoder(batch.audio), self.visual_encoder(batch.visual)
 
-    def extra_parameters(self) -> list[nn.Parameter]:
-        """Parameters of objective modules (centers, discriminators) trained jointly."""
-        return []
-
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         """Hook run before each training epoch (``epoch`` of ``epochs``): schedules such as MMS margins."""
 
