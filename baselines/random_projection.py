@@ -1,7 +1,7 @@
 """``random``: untrained random projections, the chance reference of every task.
 
 f(xa) = Wa * mean_t(xa_t) and g(xv) = Wv * vec(mean_t(xv_t)) with fixed Gaussian Wa, Wv
-drawn from the seed. Segment embeddings project each segment; the spatial map projects
+drawn from the run's seed (or an explicit ``seed`` model argument). Segment embeddings project each segment; the spatial map projects
 each pixel's channel vector with a third matrix, so localization heatmaps are chance too.
 """
 from __future__ import annotations
@@ -22,7 +22,9 @@ class RandomProjection:
     trainable = False
     capabilities = frozenset({"segments", "spatial"})
 
-    def __init__(self, spec: DataSpec, dim: int = 64, seed: int = 0):
+    def __init__(self, spec: DataSpec, dim: int = 64, seed: int | None = None):
+        # default: the run's seed (the runner seeds torch before building the model)
+        seed = torch.initial_seed() % 2**63 if seed is None else int(seed)
         self.spec, self.dim, self.seed = spec, dim, seed
         g = torch.Generator().manual_seed(seed)
         fa = int(np.prod(spec.audio_shape[1:]))
@@ -55,5 +57,5 @@ class RandomProjection:
 
 @register_model("random", encoder=[], objective=[], learning="unsupervised", papers=[],
                 description="untrained random projection (chance reference)", reference=True)
-def build_random(spec: DataSpec, dim: int = 64, seed: int = 0) -> RandomProjection:
+def build_random(spec: DataSpec, dim: int = 64, seed: int | None = None) -> RandomProjection:
     return RandomProjection(spec, dim=dim, seed=seed)

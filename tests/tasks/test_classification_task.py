@@ -91,7 +91,7 @@ def test_registered_and_docstring_protocol() -> None:
 
 
 def test_random_model_keys_ranges_and_items(dataset) -> None:
-    r = ClassificationTask().evaluate(RandomProjection(dataset.spec), dataset, _ctx())
+    r = ClassificationTask().evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx())
     assert set(r.metrics) == ALL_KEYS
     assert list(r.metrics) == [k for k in METRICS if k in r.metrics]
     for k, v in r.metrics.items():
@@ -108,10 +108,10 @@ def test_random_model_keys_ranges_and_items(dataset) -> None:
 @pytest.mark.parametrize("probe", ["linear", "mlp"])
 def test_deterministic(dataset, probe) -> None:
     task = ClassificationTask()
-    r1 = task.evaluate(RandomProjection(dataset.spec), dataset, _ctx(probe=probe))
+    r1 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(probe=probe))
     torch.manual_seed(999)  # the global RNG state must not matter
     np.random.seed(999)
-    r2 = task.evaluate(RandomProjection(dataset.spec), dataset, _ctx(probe=probe))
+    r2 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(probe=probe))
     assert r1.metrics == r2.metrics
     assert r1.item_metrics == r2.item_metrics
 
@@ -145,13 +145,13 @@ def test_audio_only_dataset_probes_audio_alone(dataset) -> None:
 
 def test_fewer_than_five_classes_has_no_top5() -> None:
     ds = build(AVSynthConfig.quick(num_classes=3, n_train=30, n_val=9, n_test=12), use_cache=False)
-    r = ClassificationTask().evaluate(RandomProjection(ds.spec), ds, _ctx())
+    r = ClassificationTask().evaluate(RandomProjection(ds.spec, seed=0), ds, _ctx())
     assert set(r.metrics) == ALL_KEYS - {"top5_ACC"}
 
 
 def test_bad_option_and_bad_model_outputs(dataset) -> None:
     with pytest.raises(ConfigError, match="probe"):
-        ClassificationTask().evaluate(RandomProjection(dataset.spec), dataset, _ctx(probe="svm"))
+        ClassificationTask().evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(probe="svm"))
 
     class NaNModel(NoiseModel):
         def embed_visual(self, visual):

@@ -100,7 +100,7 @@ def test_registered_and_docstring_protocol() -> None:
 @pytest.mark.parametrize("head", ["linear", "gru"])
 def test_random_model_keys_items_and_determinism(dataset, head) -> None:
     task = EventLocalizationTask()
-    r1 = task.evaluate(RandomProjection(dataset.spec), dataset, _ctx(event_head=head))
+    r1 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(event_head=head))
     assert set(r1.metrics) == KEYS
     for v in r1.metrics.values():
         assert isinstance(v, float) and 0.0 <= v <= 1.0
@@ -109,7 +109,7 @@ def test_random_model_keys_items_and_determinism(dataset, head) -> None:
         assert len(items) == 40 and math.isclose(np.mean(items), r1.metrics[k], abs_tol=1e-12)
     assert r1.config["head"]["head"] == head and r1.config["num_classes"] == dataset.spec.num_classes + 1
     torch.manual_seed(123)  # the global RNG state must not matter
-    r2 = task.evaluate(RandomProjection(dataset.spec), dataset, _ctx(event_head=head))
+    r2 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(event_head=head))
     assert r1.metrics == r2.metrics and r1.item_metrics == r2.item_metrics
 
 
@@ -126,7 +126,7 @@ def test_oracle_is_perfect_and_noise_is_chance(dataset, head) -> None:
 
 def test_supports(dataset) -> None:
     task, test = EventLocalizationTask(), dataset.split("test")
-    assert task.supports(RandomProjection(dataset.spec), dataset.spec, test) is None
+    assert task.supports(RandomProjection(dataset.spec, seed=0), dataset.spec, test) is None
     assert task.supports(None, dataset.spec, test) is None
 
     class ClipOnly:
@@ -134,13 +134,13 @@ def test_supports(dataset) -> None:
 
     assert "segments" in task.supports(ClipOnly(), dataset.spec, test)
     no_labels = dataclasses.replace(test, segment_labels=None)
-    assert "segment_labels" in task.supports(RandomProjection(dataset.spec), dataset.spec, no_labels)
+    assert "segment_labels" in task.supports(RandomProjection(dataset.spec, seed=0), dataset.spec, no_labels)
 
 
 def test_bad_option_model_and_labels(dataset) -> None:
     task = EventLocalizationTask()
     with pytest.raises(ConfigError, match="event_head"):
-        task.evaluate(RandomProjection(dataset.spec), dataset, _ctx(event_head="lstm"))
+        task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(event_head="lstm"))
 
     class WrongT(RandomProjection):
         def embed_visual_segments(self, visual):
@@ -163,11 +163,11 @@ def test_bad_option_model_and_labels(dataset) -> None:
     splits = {**dataset.splits, "val": dataclasses.replace(dataset.split("val"), segment_labels=bad)}
     ds = InMemoryDataset(spec=dataset.spec, splits=splits, content_hash="edited")
     with pytest.raises(InputError, match="val segment_labels: label 11 at clip 2, segment 4 is out of range"):
-        task.evaluate(RandomProjection(dataset.spec), ds, _ctx())
+        task.evaluate(RandomProjection(dataset.spec, seed=0), ds, _ctx())
 
 
 def test_segment_features_concatenate_audio_and_visual(dataset) -> None:
-    model = RandomProjection(dataset.spec, dim=4)
+    model = RandomProjection(dataset.spec, dim=4, seed=0)
     test = dataset.split("test")
     f = segment_features(model, test, batch_size=16)
     assert f.shape == (40, 10, 8) and f.dtype == np.float32

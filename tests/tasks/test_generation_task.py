@@ -37,7 +37,7 @@ def tiny():
 @lru_cache(maxsize=None)
 def random_result(seed: int = 0):
     d = tiny()
-    return GenerationTask().evaluate(RandomProjection(d.spec), d, EvalContext(seed=seed, quick=True))
+    return GenerationTask().evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=seed, quick=True))
 
 
 class ClipOracle:
@@ -164,7 +164,7 @@ def test_random_model_keys_and_ranges():
 
 def test_deterministic_given_seed():
     d = tiny()
-    again = GenerationTask().evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True))
+    again = GenerationTask().evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=0, quick=True))
     assert again.metrics == random_result().metrics
     assert random_result(1).metrics != random_result().metrics
 
@@ -198,24 +198,24 @@ def test_adversarial_option():
     d = tiny()
     t = GenerationTask()
     t.quick_epochs = 2
-    res = t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"gen_adv": "0.05"}))
+    res = t.evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=0, quick=True, options={"gen_adv": "0.05"}))
     assert "adversarial" in res.protocol and "GAN" in res.config["decoder"]["loss"]
     assert set(res.metrics) == KEYS
     for bad in ("-1", "abc", "nan"):
         with pytest.raises(ConfigError, match="gen_adv"):
-            t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"gen_adv": bad}))
+            t.evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=0, quick=True, options={"gen_adv": bad}))
 
 
 def test_missing_inception_weights_is_input_error(tmp_path):
     d = tiny()
     missing = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     with pytest.raises(InputError, match="not found.*pytorch-fid"):
-        GenerationTask().evaluate(RandomProjection(d.spec), d,
+        GenerationTask().evaluate(RandomProjection(d.spec, seed=0), d,
                                   EvalContext(seed=0, quick=True, options={"inception_weights": str(missing)}))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"junk")
     with pytest.raises(InputError, match="junk.pth"):
-        GenerationTask().evaluate(RandomProjection(d.spec), d,
+        GenerationTask().evaluate(RandomProjection(d.spec, seed=0), d,
                                   EvalContext(seed=0, quick=True, options={"inception_weights": str(junk)}))
 
 
@@ -246,7 +246,7 @@ def test_fid_with_inception_weights(tmp_path, monkeypatch):
     d = tiny()
     t = GenerationTask()
     t.quick_epochs = 1
-    res = t.evaluate(RandomProjection(d.spec), d, EvalContext(seed=0, quick=True, options={"inception_weights": str(weights)}))
+    res = t.evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=0, quick=True, options={"inception_weights": str(weights)}))
     assert set(res.metrics) == KEYS | {"FID"} and np.isfinite(res.metrics["FID"])
     assert seen[0] == str(weights) and res.config["fid"]["weights"] == str(weights)
     real = torch.from_numpy(np.asarray(d.split("test").frames)).float() / 255.0

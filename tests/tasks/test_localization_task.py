@@ -80,7 +80,7 @@ def test_registered_and_docstring_protocol() -> None:
 
 
 def test_random_model_is_near_chance(dataset) -> None:
-    r = LocalizationTask().evaluate(RandomProjection(dataset.spec), dataset, _ctx())
+    r = LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx())
     assert set(r.metrics) == KEYS
     for v in r.metrics.values():
         assert isinstance(v, float) and 0.0 <= v <= 1.0
@@ -137,7 +137,7 @@ def test_without_frames_the_clip_visual_is_used(dataset) -> None:
 
 def test_supports(dataset) -> None:
     task, test = LocalizationTask(), dataset.split("test")
-    assert task.supports(RandomProjection(dataset.spec), dataset.spec, test) is None
+    assert task.supports(RandomProjection(dataset.spec, seed=0), dataset.spec, test) is None
     assert task.supports(None, dataset.spec, test) is None
 
     class NoSpatial:
@@ -145,7 +145,7 @@ def test_supports(dataset) -> None:
 
     assert "spatial" in task.supports(NoSpatial(), dataset.spec, test)
     no_masks = dataclasses.replace(test, masks=None)
-    assert "masks" in task.supports(RandomProjection(dataset.spec), dataset.spec, no_masks)
+    assert "masks" in task.supports(RandomProjection(dataset.spec, seed=0), dataset.spec, no_masks)
 
 
 def test_empty_masks_follow_the_option(dataset) -> None:
@@ -153,11 +153,11 @@ def test_empty_masks_follow_the_option(dataset) -> None:
     masks[3] = 0
     ds = _with_test(dataset, masks=masks)
     with pytest.raises(InputError, match="sample 3 has an empty mask"):
-        LocalizationTask().evaluate(RandomProjection(dataset.spec), ds, _ctx())
+        LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), ds, _ctx())
     r = LocalizationTask().evaluate(OracleModel(ds), ds, _ctx(empty_mask="zero"))
     assert r.item_metrics["mean_cIoU"][3] == 0.0 and r.metrics["cIoU"] == pytest.approx(39 / 40)
     with pytest.raises(ConfigError, match="empty_mask"):
-        LocalizationTask().evaluate(RandomProjection(dataset.spec), dataset, _ctx(empty_mask="skip"))
+        LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(empty_mask="skip"))
 
 
 def test_broken_model_outputs(dataset) -> None:
