@@ -88,3 +88,10 @@ def test_bad_model_args_and_broken_model_are_one_line_errors(tmp_path):
     model_file.write_text("class Broken:\n    def __init__(self, spec):\n        self.dim = 4\n")
     with pytest.raises(ModelError, match="embed_audio"):
         run(_cfg(tmp_path / "o", models=[f"{model_file}:Broken"]))
+
+
+def test_random_reference_follows_the_run_seed(tmp_path):
+    recs = _metrics(run(_cfg(tmp_path / "r", models=["random"], seeds=[0, 1, 0])))
+    assert recs[("random", "retrieval", 0)] != recs[("random", "retrieval", 1)]
+    again = _metrics(run(_cfg(tmp_path / "r2", models=["random"], seeds=[0])))
+    assert again[("random", "retrieval", 0)] == recs[("random", "retrieval", 0)]
