@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..surveyed import DATASET_ALIASES, LONG_FILE
 
 __all__ = [
     "DATASET_ALIASES",
@@ -84,17 +85,7 @@ SURVEYED_COLUMNS: tuple[str, ...] = (
     "value_normalized",
     "notes",
 )
-SURVEYED_FILENAME = "table1_long.csv"
-
-#: Our dataset names -> the canonical ``dataset_id`` used by the surveyed table.
-DATASET_ALIASES: dict[str, str] = {
-    "ave": "ave",
-    "vegas": "vegas",
-    "music": "music",
-    "flickr": "flickr-soundnet",
-    "vggss": "vgg-ss",
-    "esc50": "esc-50",
-}
+SURVEYED_FILENAME = LONG_FILE
 
 # A JSON object is taken for a record when it has "metrics", or both "model" and "task";
 # any other JSON file (a manifest, a config dump) under the results folder is ignored.
