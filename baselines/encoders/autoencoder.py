@@ -27,7 +27,7 @@ from torch import nn
 from benchmark.errors import ConfigError
 from benchmark.interface import DataSpec
 
-from .base import ModalityEncoder, audio_in_dim
+from .base import ModalityEncoder, SpatialMapEncoder, audio_in_dim
 from .cnn import AudioCNN, VisualCNN, apply_to_positions, mlp_head
 
 
@@ -57,7 +57,7 @@ class AEAudioEncoder(ModalityEncoder):
         return self.decoder(self.segments(x)), self.target(x)
 
 
-class AEVisualEncoder(ModalityEncoder):
+class AEVisualEncoder(SpatialMapEncoder):
     def __init__(self, spec: DataSpec, dim: int, hidden: int = 64, dropout: float = 0.1, recon_size: int = 8):
         super().__init__()
         if isinstance(recon_size, bool) or not isinstance(recon_size, int) or recon_size < 1:
@@ -71,14 +71,8 @@ class AEVisualEncoder(ModalityEncoder):
         out = c * self.recon_hw[0] * self.recon_hw[1] if self.is_image else c
         self.decoder = decoder(dim, hidden, out)
 
-    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+    def maps(self, x: torch.Tensor) -> torch.Tensor:
         return apply_to_positions(self.head, self.front(x))  # (B, T, D, h, w)
-
-    def segments(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=(-2, -1))
-
-    def spatial(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=1)
 
     def target(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, F)``: low-resolution frames (images) or the spatially averaged features."""

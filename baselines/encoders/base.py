@@ -75,5 +75,22 @@ class ModalityEncoder(nn.Module):
         return seg.mean(dim=1)
 
 
+class SpatialMapEncoder(ModalityEncoder):
+    """A visual encoder whose outputs all derive from per-frame maps in the common space.
+
+    Subclasses implement :meth:`maps` ``(B, T, C, H, W) -> (B, T, D, h, w)``; segment
+    embeddings pool each map over space, the spatial output pools the maps over time.
+    """
+
+    def maps(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def segments(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maps(x).mean(dim=(-2, -1))
+
+    def spatial(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maps(x).mean(dim=1)
+
+
 def audio_in_dim(spec: DataSpec) -> int:
     return int(spec.audio_shape[-1])

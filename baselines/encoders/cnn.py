@@ -30,7 +30,7 @@ from torch import nn
 from benchmark.errors import ConfigError
 from benchmark.interface import DataSpec
 
-from .base import ModalityEncoder, audio_in_dim
+from .base import ModalityEncoder, SpatialMapEncoder, audio_in_dim
 
 
 def audio_layout(spec: DataSpec) -> tuple[int, int] | None:
@@ -165,7 +165,7 @@ class CNNAudioEncoder(ModalityEncoder):
         return self.head(self.front(x))
 
 
-class CNNVisualEncoder(ModalityEncoder):
+class CNNVisualEncoder(SpatialMapEncoder):
     """:class:`VisualCNN` + MLP head at every position; segment = mean of the map, clip = mean of segments."""
 
     def __init__(self, spec: DataSpec, dim: int, hidden: int = 64, dropout: float = 0.1):
@@ -174,14 +174,8 @@ class CNNVisualEncoder(ModalityEncoder):
         self.front = VisualCNN(spec, hidden)
         self.head = mlp_head(hidden, dim, dropout)
 
-    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+    def maps(self, x: torch.Tensor) -> torch.Tensor:
         return apply_to_positions(self.head, self.front(x))  # (B, T, D, h, w)
-
-    def segments(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=(-2, -1))
-
-    def spatial(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=1)
 
 
 def build_audio(spec: DataSpec, dim: int, **hp: Any) -> ModalityEncoder:

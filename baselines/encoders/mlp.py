@@ -11,7 +11,7 @@ from torch import nn
 
 from benchmark.interface import DataSpec
 
-from .base import AudioFrontEnd, ModalityEncoder, VisualFrontEnd, audio_in_dim
+from .base import AudioFrontEnd, ModalityEncoder, SpatialMapEncoder, VisualFrontEnd, audio_in_dim
 
 
 class MLPAudioEncoder(ModalityEncoder):
@@ -25,7 +25,7 @@ class MLPAudioEncoder(ModalityEncoder):
         return self.proj(self.front(x))
 
 
-class MLPVisualEncoder(ModalityEncoder):
+class MLPVisualEncoder(SpatialMapEncoder):
     def __init__(self, spec: DataSpec, dim: int, hidden: int = 128, dropout: float = 0.1):
         super().__init__()
         self.dim = dim
@@ -33,16 +33,10 @@ class MLPVisualEncoder(ModalityEncoder):
         # 1x1 conv = the same projection applied at each spatial position and on the pooled vector
         self.proj = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Conv2d(hidden, dim, 1))
 
-    def _maps(self, x: torch.Tensor) -> torch.Tensor:
+    def maps(self, x: torch.Tensor) -> torch.Tensor:
         f = self.front(x)  # (B, T, hidden, h, w)
         b, t = f.shape[:2]
         return self.proj(f.flatten(0, 1)).unflatten(0, (b, t))  # (B, T, D, h, w)
-
-    def segments(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=(-2, -1))
-
-    def spatial(self, x: torch.Tensor) -> torch.Tensor:
-        return self._maps(x).mean(dim=1)
 
 
 def build_audio(spec: DataSpec, dim: int, **hp) -> ModalityEncoder:
