@@ -16,7 +16,6 @@ probe the audio view alone and report it under the unsuffixed keys.
 """
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -29,6 +28,7 @@ from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..heads import head_batch_size, train_head
 from .metrics import METRICS as _BASE_METRICS
 from .metrics import classification_metrics
 
@@ -166,36 +166,13 @@ def mlp_probe(
                      for a in _standardize(x_train, x_val, x_test))
     ytr = torch.as_tensor(y_train, dtype=torch.long, device=device)
     yva = torch.as_tensor(y_val, dtype=torch.long, device=device)
-    batch_size = max(1, min(batch_size, -(-len(xtr) // min_steps)))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = _MLP(xtr.shape[1], hidden, num_classes, dropout).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-        order_rng = np.random.default_rng(seed)
-        best_acc, best_state, best_epoch, bad, epoch = -1.0, copy.deepcopy(net.state_dict()), -1, 0, -1
-        for epoch in range(epochs):
-            net.train()
-            perm = torch.as_tensor(order_rng.permutation(len(xtr)), device=device)
-            for s in range(0, len(perm), batch_size):
-                idx = perm[s : s + batch_size]
-                loss = nn.functional.cross_entropy(net(xtr[idx]), ytr[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            net.eval()
-            with torch.no_grad():
-                acc = float((net(xva).argmax(1) == yva).float().mean())
-            if acc > best_acc:
-                best_acc, best_state, best_epoch, bad = acc, copy.deepcopy(net.state_dict()), epoch, 0
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-        net.load_state_dict(best_state)
-        net.eval()
-        with torch.no_grad():
-            scores = net(xte).double().cpu().numpy()
-    return scores, {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc, "batch_size": batch_size}
+    batch_size = head_batch_size(batch_size, len(xtr), min_steps)
+    net, info = train_head(lambda: _MLP(xtr.shape[1], hidden, num_classes, dropout), xtr, ytr, xva, yva,
+                           num_classes=num_classes, epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
+                           weight_decay=weight_decay, seed=seed, device=device)
+    with torch.no_grad():
+        scores = net(xte).double().cpu().numpy()
+    return scores, info
 
 
 def knn_scores(

@@ -16,7 +16,6 @@ every segment is right.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +28,7 @@ from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..heads import head_batch_size, train_head
 from .metrics import METRICS as _BASE_METRICS
 from .metrics import event_localization_metrics
 
@@ -111,12 +111,6 @@ class _GRUHead(nn.Module):
         return self.fc(self.gru(x)[0])
 
 
-def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    net.eval()
-    with torch.no_grad():
-        return float((net(x).argmax(dim=2) == y).float().mean())
-
-
 def train_segment_head(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
     cfg: HeadConfig = HeadConfig(), *, seed: int = 0, device: str = "cpu", quick: bool = False,
@@ -144,36 +138,16 @@ def train_segment_head(
     ytr = torch.as_tensor(y_train, dtype=torch.long, device=device)
     yva = torch.as_tensor(y_val, dtype=torch.long, device=device)
     epochs = cfg.quick_epochs if quick else cfg.epochs
-    batch_size = max(1, min(cfg.batch_size, -(-len(xtr) // cfg.min_steps)))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        d_in = xtr.shape[2]
-        net: nn.Module = (_LinearHead(d_in, num_classes) if cfg.head == "linear"
-                          else _GRUHead(d_in, num_classes, cfg.gru_hidden)).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        order_rng = np.random.default_rng(seed)
-        best_acc, best_state, best_epoch, bad, epoch = -1.0, copy.deepcopy(net.state_dict()), -1, 0, -1
-        for epoch in range(epochs):
-            net.train()
-            perm = torch.as_tensor(order_rng.permutation(len(xtr)), device=device)
-            for s in range(0, len(perm), batch_size):
-                idx = perm[s : s + batch_size]
-                logits = net(xtr[idx])
-                loss = nn.functional.cross_entropy(logits.reshape(-1, num_classes), ytr[idx].reshape(-1))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            acc = _accuracy(net, xva, yva)
-            if acc > best_acc:
-                best_acc, best_state, best_epoch, bad = acc, copy.deepcopy(net.state_dict()), epoch, 0
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-    net.load_state_dict(best_state)
-    net.eval()
-    return net, [mu, sd], {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc,
-                           "batch_size": batch_size}
+    batch_size = head_batch_size(cfg.batch_size, len(xtr), cfg.min_steps)
+    d_in = xtr.shape[2]
+
+    def make_net() -> nn.Module:
+        return _LinearHead(d_in, num_classes) if cfg.head == "linear" else _GRUHead(d_in, num_classes, cfg.gru_hidden)
+
+    net, info = train_head(make_net, xtr, ytr, xva, yva, num_classes=num_classes, epochs=epochs,
+                           batch_size=batch_size, patience=cfg.patience, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           seed=seed, device=device)
+    return net, [mu, sd], info
 
 
 # ----------------------------------------------------------------------------- task
