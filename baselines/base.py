@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
-from benchmark.interface import DataSpec, FitContext
+from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from avcl_bench.benchmark.interface import DataSpec, FitContext
 
 from .encoders import get_encoder
 
@@ -131,7 +131,7 @@ class EmbeddingModel(nn.Module):
         (DCCA's linear CCA) that the clip embeddings depend on."""
 
     def fit(self, train: AVSplit, val: AVSplit | None, ctx: FitContext) -> None:
-        from tasks.retrieval.metrics import retrieval_metrics  # late import: tasks depend on benchmark only
+        from avcl_bench.tasks.retrieval.metrics import retrieval_metrics  # late import: tasks depend on benchmark only
 
         cfg = self.train_cfg
         device = torch.device(ctx.device)

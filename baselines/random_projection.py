@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.datasets.base import AVSplit
-from benchmark.interface import DataSpec, FitContext
+from avcl_bench.benchmark.datasets.base import AVSplit
+from avcl_bench.benchmark.interface import DataSpec, FitContext
 
 from .registry import register_model
 

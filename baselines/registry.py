@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from benchmark.interface import AVModel, DataSpec
-from benchmark.registry import Registry
+from avcl_bench.benchmark.interface import AVModel, DataSpec
+from avcl_bench.benchmark.registry import Registry
 
 LEARNING = ("supervised", "semi-supervised", "unsupervised")
 

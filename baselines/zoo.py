@@ -40,9 +40,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
-from benchmark.errors import ConfigError
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from avcl_bench.benchmark.errors import ConfigError
+from avcl_bench.benchmark.interface import DataSpec
 
 from .base import Batch, EmbeddingModel, TrainConfig
 from .encoders.gan import build_discriminator

@@ -1,3 +1,1 @@
-"""avcl-bench: an open benchmark suite for deep audio-visual correlation learning."""
-
-__version__ = "0.1.0"
+"""The engine of avcl-bench: runner, results store, datasets, reporting and the command line."""

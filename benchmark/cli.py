@@ -55,7 +55,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", dest="data_root")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="dataset option (repeatable)")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--out", type=Path, help="results folder (default: results/runs/, git-ignored)")
+    p.add_argument("--out", type=Path, help="results folder (default: ./results/runs under the current directory)")
     p.add_argument("--quick", action="store_true", help="small data and short training (smoke runs)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--model-args", dest="model_args", help="key=value,... passed to every model's constructor")
@@ -99,11 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------------- commands
 def run_config_from_args(args: argparse.Namespace) -> Any:
-    from baselines import MODELS
+    from avcl_bench.baselines import MODELS
 
     from .datasets import DATASETS
-    from .runner import DEFAULT_OUT, RunConfig
-    from tasks.registry import TASK_ORDER, TASKS
+    from .paths import default_out
+    from .runner import RunConfig
+    from avcl_bench.tasks.registry import TASK_ORDER, TASKS
 
     models = parse_csv(args.models) or [m for m in DEFAULT_MODELS if m in MODELS]
     if models == ["all"]:
@@ -125,7 +126,7 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
         options_task["inception_weights"] = str(args.inception_weights)
     return RunConfig(models=models, tasks=tasks, dataset=args.dataset, data_root=args.data_root,
                      dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
-                     out=args.out or DEFAULT_OUT, quick=args.quick, device=args.device,
+                     out=args.out or default_out(), quick=args.quick, device=args.device,
                      model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
                      task_options=options_task)
 
@@ -149,7 +150,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from .arrays import load_npz
-    from tasks.registry import get_task
+    from avcl_bench.tasks.registry import get_task
 
     task = get_task(args.task)
     pred, ref = load_npz(args.pred), load_npz(args.ref)
@@ -168,11 +169,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]]
     if args.what == "models":
-        from baselines import MODELS, model_info
+        from avcl_bench.baselines import MODELS, model_info
 
         rows = [model_info(n) for n in MODELS]
     elif args.what == "tasks":
-        from tasks.registry import TASKS
+        from avcl_bench.tasks.registry import TASKS
 
         rows = []
         for n in TASKS:

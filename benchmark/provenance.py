@@ -5,26 +5,31 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from avcl_bench._version import __version__
 
-REPO = Path(__file__).resolve().parents[1]
-
+from .paths import suite_checkout
 
 @lru_cache(maxsize=1)
-def git_commit() -> str:
-    """Commit of the suite's checkout (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+def git_commit() -> tuple[str, bool] | None:
+    """(commit, dirty) of the suite's own checkout, else ``None``.
+
+    ``None`` when the suite is installed from a wheel: git is never asked about the folder the
+    suite happens to be installed or run in, so a user's own repository is never stamped.
+    """
+    root = suite_checkout()
+    if root is None:
+        return None
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        return sha, bool(dirty)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
 
 
 def device_description(device: str) -> str:
@@ -40,7 +45,6 @@ def provenance(device: str, duration_s: float) -> dict[str, object]:
 
     return {
         "suite_version": __version__,
-        "git_commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
@@ -48,7 +52,14 @@ def provenance(device: str, duration_s: float) -> dict[str, object]:
         "device": device_description(device),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(float(duration_s), 3),
+        **checkout_stamp(),
     }
+
+
+def checkout_stamp() -> dict[str, object]:
+    """``git_commit`` and ``git_dirty`` of the suite's checkout; empty for a wheel install."""
+    commit = git_commit()
+    return {} if commit is None else {"git_commit": commit[0], "git_dirty": commit[1]}
 
 
 def select_device(requested: str = "auto") -> str:

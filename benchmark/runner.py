@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
+import avcl_bench.baselines as baselines_package
+
 from .datasets import load_dataset
 from .errors import ConfigError, ModelError
 from .interface import FitContext, missing_methods
+from .paths import default_out
 from .provenance import provenance, select_device
 from .store import ResultRecord, ResultStore, config_key
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "results" / "runs"
 
 
 @dataclass
@@ -35,7 +36,7 @@ class RunConfig:
     data_root: str | None = None
     dataset_options: dict[str, str] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
-    out: Path = DEFAULT_OUT
+    out: Path = field(default_factory=default_out)
     quick: bool = False
     device: str = "auto"
     model_args: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +66,7 @@ def source_hash(obj: Any) -> str:
         files.add(Path(inspect.getsourcefile(obj) or ""))
     except TypeError:
         pass
-    files |= set((REPO / "baselines").rglob("*.py"))
+    files |= set(Path(baselines_package.__file__).parent.rglob("*.py"))
     for f in sorted(p for p in files if p.is_file()):
         h.update(f.name.encode())
         h.update(f.read_bytes())
@@ -73,7 +74,7 @@ def source_hash(obj: Any) -> str:
 
 
 def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEntry]:
-    from baselines.registry import MODELS, model_info
+    from avcl_bench.baselines.registry import MODELS, model_info
 
     from .submission import load_model_spec
 
@@ -94,9 +95,9 @@ def _log(msg: str) -> None:
 
 def run(cfg: RunConfig) -> list[dict[str, Any]]:
     """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused)."""
-    from baselines.base import seed_everything
-    from tasks.base import EvalContext
-    from tasks.registry import get_task
+    from avcl_bench.baselines.base import seed_everything
+    from avcl_bench.tasks.base import EvalContext
+    from avcl_bench.tasks.registry import get_task
 
     device = select_device(cfg.device)
     tasks = [get_task(t) for t in cfg.tasks]

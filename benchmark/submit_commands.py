@@ -32,9 +32,9 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
     """Problems found (one line each) and, per dataset, the tasks the model supports."""
     import torch
 
-    from baselines.base import seed_everything
-    from tasks.base import EvalContext  # noqa: F401  (import check of the task layer)
-    from tasks.registry import TASKS
+    from avcl_bench.baselines.base import seed_everything
+    from avcl_bench.tasks.base import EvalContext  # noqa: F401  (import check of the task layer)
+    from avcl_bench.tasks.registry import TASKS
 
     from .datasets import DATASETS, load_dataset
     from .datasets.base import audio_batch, visual_batch
@@ -126,7 +126,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ export
 def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
     """Write the inputs of ``split`` and a manifest of the prediction files a submission returns."""
-    from tasks.registry import TASKS
+    from avcl_bench.tasks.registry import TASKS
 
     from .datasets import DATASETS
 
@@ -181,9 +181,9 @@ def _guard_name(out: Path, name: str, source_hash: str) -> None:
 
 
 def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[dict[str, Any]]:
-    from tasks.registry import TASKS
+    from avcl_bench.tasks.registry import TASKS
 
-    from . import __version__
+    from avcl_bench._version import __version__
     from .arrays import load_npz
     from .provenance import provenance
     from .store import ResultRecord, ResultStore, config_key

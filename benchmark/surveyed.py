@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 ENV_VAR = "AVCL_SURVEYED_DIR"
+#: package holding the CSVs as package data (``results/surveyed/`` in the repository)
+SURVEYED_PACKAGE = "avcl_bench.surveyed_data"
 WIDE_FILE = "table1.csv"
 LONG_FILE = "table1_long.csv"
 
@@ -88,11 +91,12 @@ _BOOL_TEXT = {"true": True, "false": False}
 
 
 def surveyed_dir() -> Path:
-    """Folder holding the Table 1 CSVs: ``$AVCL_SURVEYED_DIR`` or ``results/surveyed/`` of the repo."""
+    """Folder holding the Table 1 CSVs: ``$AVCL_SURVEYED_DIR``, else the package data
+    ``avcl_bench.surveyed_data`` (``results/surveyed/`` of the repository, shipped in the wheel)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "results" / "surveyed"
+    return Path(str(resources.files(SURVEYED_PACKAGE)))
 
 
 def _resolve_path(path: str | os.PathLike[str] | None, filename: str) -> Path:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.datasets.base import AVSplit, to_float_tensor
-from benchmark.interface import DataSpec, FitContext
+from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
+from avcl_bench.benchmark.interface import DataSpec, FitContext
 
 
 class MeanPoolPCA:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from benchmark.registry import Registry
+from avcl_bench.benchmark.registry import Registry
 
 from .base import Task
 
@@ -11,12 +11,12 @@ TASK_ORDER = ("retrieval", "classification", "separation", "localization", "even
 TASKS: Registry[Task] = Registry("task")
 
 _ADAPTERS = {
-    "retrieval": ("tasks.retrieval.task", "RetrievalTask"),
-    "classification": ("tasks.classification.task", "ClassificationTask"),
-    "separation": ("tasks.separation.task", "SeparationTask"),
-    "localization": ("tasks.localization.task", "LocalizationTask"),
-    "event_localization": ("tasks.event_localization.task", "EventLocalizationTask"),
-    "generation": ("tasks.generation.task", "GenerationTask"),
+    "retrieval": ("avcl_bench.tasks.retrieval.task", "RetrievalTask"),
+    "classification": ("avcl_bench.tasks.classification.task", "ClassificationTask"),
+    "separation": ("avcl_bench.tasks.separation.task", "SeparationTask"),
+    "localization": ("avcl_bench.tasks.localization.task", "LocalizationTask"),
+    "event_localization": ("avcl_bench.tasks.event_localization.task", "EventLocalizationTask"),
+    "generation": ("avcl_bench.tasks.generation.task", "GenerationTask"),
 }
 
 for _name in TASK_ORDER:

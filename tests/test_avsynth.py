@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.datasets import load_dataset
-from benchmark.datasets.avsynth import AVSynthConfig, build, class_names, generate, load_or_generate
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.datasets import load_dataset
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build, class_names, generate, load_or_generate
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 TINY = AVSynthConfig(n_train=20, n_val=10, n_test=10)
 

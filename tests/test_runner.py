@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from benchmark.errors import ConfigError, ModelError
-from benchmark.runner import RunConfig, run
-from benchmark.store import ResultStore, atomic_write_text, config_key
+from avcl_bench.benchmark.errors import ConfigError, ModelError
+from avcl_bench.benchmark.runner import RunConfig, run
+from avcl_bench.benchmark.store import ResultStore, atomic_write_text, config_key
 
 TINY = {"n_train": "30", "n_val": "10", "n_test": "20"}
 

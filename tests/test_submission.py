@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.cli import main
-from benchmark.errors import ConfigError, InputError
-from benchmark.submission import load_model_spec
+from avcl_bench.benchmark.cli import main
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.submission import load_model_spec
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = f"{REPO / 'examples' / 'mean_pool_model.py'}:MeanPoolPCA"
@@ -53,7 +53,7 @@ def broken(tmp_path) -> Path:
 def test_load_model_spec_file_and_module(tmp_path):
     factory, info = load_model_spec(EXAMPLE, name="pca")
     assert info["name"] == "pca" and len(info["source_hash"]) == 16 and info["learning"] == "semi-supervised"
-    factory2, _ = load_model_spec("baselines.random_projection:RandomProjection")
+    factory2, _ = load_model_spec("avcl_bench.baselines.random_projection:RandomProjection")
     assert factory2.__name__ == "RandomProjection"
     with pytest.raises(ConfigError):
         load_model_spec("no_colon_here")
@@ -92,7 +92,7 @@ def test_submit_model_and_name_guard(tmp_path, capsys):
     # same name, same source: resumes; same name, other model: refused, nothing written
     n_files = len(list(out.rglob("*.json")))
     assert main(args) == 0 and len(list(out.rglob("*.json"))) == n_files
-    other = ["submit", "--model", "baselines.random_projection:RandomProjection", "--name", "pca", "--out", str(out),
+    other = ["submit", "--model", "avcl_bench.baselines.random_projection:RandomProjection", "--name", "pca", "--out", str(out),
              "--quick", *TINY]
     assert main(other) == 2
     assert "already has results" in capsys.readouterr().err

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark import surveyed
-from benchmark.errors import ConfigError, InputError, UnknownNameError
-from benchmark.surveyed import (
+from avcl_bench.benchmark import surveyed
+from avcl_bench.benchmark.errors import ConfigError, InputError, UnknownNameError
+from avcl_bench.benchmark.surveyed import (
     DATASET_ALIASES,
     LONG_COLUMNS,
     TASKS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-from benchmark.registry import Registry
+from avcl_bench.benchmark.registry import Registry
 
 ENCODERS: Registry[str] = Registry("encoder")
 for _id, _doc in {

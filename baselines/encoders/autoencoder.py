@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ConfigError
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.errors import ConfigError
+from avcl_bench.benchmark.interface import DataSpec
 
 from .base import ModalityEncoder, SpatialMapEncoder, audio_in_dim
 from .cnn import AudioCNN, VisualCNN, apply_to_positions, mlp_head

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.interface import DataSpec
 
 
 class AudioFrontEnd(nn.Module):

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.errors import ConfigError
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.errors import ConfigError
+from avcl_bench.benchmark.interface import DataSpec
 
 from .base import ModalityEncoder, SpatialMapEncoder, audio_in_dim
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.interface import DataSpec
 
 from .base import AudioFrontEnd, ModalityEncoder, SpatialMapEncoder, VisualFrontEnd, audio_in_dim
 

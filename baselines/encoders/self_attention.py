@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.interface import DataSpec
 
 from .base import ModalityEncoder
 from .cnn import AudioCNN, VisualCNN, apply_to_positions, mlp_head

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.interface import DataSpec
+from avcl_bench.benchmark.interface import DataSpec
 
 from .autoencoder import AEAudioEncoder, AEVisualEncoder
 from .base import ModalityEncoder

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from benchmark.errors import UnknownNameError
+from avcl_bench.benchmark.errors import UnknownNameError
 
 from .adversarial import (
     adversarial_loss,

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ._common import REDUCTIONS, Reduction, check_choice, check_tensor
 

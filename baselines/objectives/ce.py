@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import InputError
+from avcl_bench.benchmark.errors import InputError
 
 from ._common import REDUCTIONS, Reduction, check_choice, check_labels, check_number, check_tensor
 

@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ._common import REDUCTIONS, Reduction, check_choice, check_labels, check_tensor, reduce
 

@@ -16,7 +16,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import InputError
+from avcl_bench.benchmark.errors import InputError
 
 from ._common import REDUCTIONS, Reduction, check_choice, check_number, check_tensor, reduce
 

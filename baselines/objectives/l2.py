@@ -13,7 +13,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ._common import REDUCTIONS, Reduction, check_choice, check_tensor
 

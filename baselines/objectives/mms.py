@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import ConfigError
+from avcl_bench.benchmark.errors import ConfigError
 
 from ._common import (
     DIRECTIONS,

@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from benchmark.errors import ConfigError
+from avcl_bench.benchmark.errors import ConfigError
 
 from ._common import (
     DIRECTIONS,

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ConfigError, InputError
 from ..features import log_mel
+from ..paths import cache_dir
 
 #: Environment variable consulted when a loader gets ``data_root=None``.
 DATA_ROOT_ENV = "AVCL_DATA_ROOT"
@@ -285,11 +286,6 @@ class H5Rows:
 
 
 # --------------------------------------------------------------------------- caching
-def cache_dir() -> Path:
-    """``$AVCL_CACHE`` or ``~/.cache/avcl-bench``."""
-    return Path(os.environ.get("AVCL_CACHE", Path.home() / ".cache" / "avcl-bench"))
-
-
 def content_hash(arrays: dict[str, np.ndarray]) -> str:
     """SHA-256 over the names, dtypes, shapes and bytes of ``arrays`` (sorted by name)."""
     h = hashlib.sha256()

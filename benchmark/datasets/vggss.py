@@ -163,7 +163,7 @@ class LazyMasks:
 
 def render_box_mask(boxes: Any, size: tuple[int, int]) -> np.ndarray:
     """VGG-SS ground truth: union of the (single annotator's) normalised boxes."""
-    from tasks.localization.metrics import box_mask
+    from avcl_bench.tasks.localization.metrics import box_mask
 
     pooled = [b for annotator in boxes for b in annotator]
     return box_mask(np.asarray(pooled, dtype=np.float64).reshape(-1, 4), size, source="vggss.json")

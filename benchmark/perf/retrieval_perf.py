@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmark.perf.retrieval_perf [--n 5000] [--dim 128] [--classes 10]
+    python -m avcl_bench.benchmark.perf.retrieval_perf [--n 5000] [--dim 128] [--classes 10]
         [--big 50000] [--device cpu|cuda] [--threads 1] [--repeat 3] [--no-torchmetrics]
 
 On N = M = ``--n`` random paired embeddings (``--classes`` classes, clustered so that mAP
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from tasks.retrieval.metrics import retrieval_metrics
+from avcl_bench.tasks.retrieval.metrics import retrieval_metrics
 
 TARGET_VS_TORCHMETRICS = 10.0
 TARGET_VS_FLOOR = 2.0
@@ -114,7 +114,7 @@ def _child_big(n: int, dim: int, classes: int, device: str, threads: int) -> Non
 
 def run_big(n: int, dim: int, classes: int, device: str, threads: int) -> dict[str, float]:
     """The ``n`` x ``n`` run in a fresh process, so its peak memory is its own."""
-    cmd = [sys.executable, "-m", "benchmark.perf.retrieval_perf", "--child-big", str(n), "--dim", str(dim),
+    cmd = [sys.executable, "-m", "avcl_bench.benchmark.perf.retrieval_perf", "--child-big", str(n), "--dim", str(dim),
            "--classes", str(classes), "--device", device, "--threads", str(threads)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmark.perf.separation_perf [--items 20] [--sources 2] [--seconds 4]
+    python -m avcl_bench.benchmark.perf.separation_perf [--items 20] [--sources 2] [--seconds 4]
         [--rate 8000] [--device cpu|cuda] [--threads 1]
 
 Both backends get the same number of CPU threads. Prints the wall time of both backends on the same random mixtures, the speed-up ratio
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from tasks.separation.metrics import bss_eval_batch
+from avcl_bench.tasks.separation.metrics import bss_eval_batch
 
 
 def make_inputs(items: int, sources: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,14 +12,15 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..surveyed import surveyed_dir
 from .leaderboard import format_leaderboard, leaderboard, leaderboard_json
 from .records import SURVEYED_FILENAME, load_records, load_surveyed
 from .report import FORMATS, write_report
 
 __all__ = ["DEFAULT_SURVEYED_DIR", "add_leaderboard_parser", "add_report_parser", "run_leaderboard", "run_report"]
 
-#: ``results/surveyed`` of the repository (holds ``table1_long.csv``).
-DEFAULT_SURVEYED_DIR = Path(__file__).resolve().parents[2] / "results" / "surveyed"
+#: the suite's Table 1 folder (package data; ``$AVCL_SURVEYED_DIR`` replaces it)
+DEFAULT_SURVEYED_DIR = surveyed_dir()
 
 
 def _load_nonempty(results: str) -> list[dict]:

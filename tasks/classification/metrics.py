@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.arrays import check_array, check_same_len
-from benchmark.errors import InputError
-from tasks.base import MetricSpec
+from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import MetricSpec
 
 __all__ = ["METRICS", "classification_metrics"]
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.arrays import check_array, require
-from benchmark.datasets.base import AVSplit, audio_batch, visual_batch
-from benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
 from ..heads import head_batch_size, train_head

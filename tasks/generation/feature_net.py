@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import InputError
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.paths import cache_dir
 
 #: Bump whenever the architecture or the training recipe changes (invalidates caches).
 FEATURE_NET_VERSION = "1"
@@ -41,11 +42,6 @@ BATCH_SIZE = 64
 LR = 2e-3
 
 _LOADED: dict[str, FeatureNet] = {}
-
-
-def cache_dir() -> Path:
-    """``$AVCL_CACHE`` or ``~/.cache/avcl-bench``."""
-    return Path(os.environ.get("AVCL_CACHE", Path.home() / ".cache" / "avcl-bench"))
 
 
 def protocol_size(height: int, width: int) -> tuple[int, int]:

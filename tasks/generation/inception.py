@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 #: File name of pytorch-fid's FID Inception weights (its GitHub release asset).
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"

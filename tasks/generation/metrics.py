@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from benchmark.arrays import check_array
-from benchmark.errors import ConfigError, InputError
-from tasks.base import MetricSpec
+from avcl_bench.benchmark.arrays import check_array
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import MetricSpec
 
 METRICS: dict[str, MetricSpec] = {
     "FD": MetricSpec("FD", False, "Fréchet distance between Gaussian fits of generated and real features"),

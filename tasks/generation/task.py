@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.arrays import check_array, require
-from benchmark.datasets.base import AVSplit, audio_batch
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
 from .feature_net import (FEATURE_NET_VERSION, frame_features, load_or_train, net_features, protocol_size,

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.arrays import check_array, check_same_len
-from benchmark.errors import InputError
-from tasks.base import MetricSpec
+from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import MetricSpec
 
 __all__ = [
     "AUC_THRESHOLDS",

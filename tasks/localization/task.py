@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.arrays import check_array, require
-from benchmark.datasets.base import AVSplit, audio_batch, to_float_tensor, visual_batch
-from benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, to_float_tensor, visual_batch
+from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
 from .metrics import CIOU_THRESHOLD, ciou_per_sample, localization_metrics, summarize_ciou

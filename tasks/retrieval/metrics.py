@@ -58,9 +58,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.arrays import check_array, check_same_len
-from benchmark.errors import ConfigError, InputError
-from tasks.base import MetricSpec
+from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import MetricSpec
 
 #: Cut-offs of the reported ``R@K`` (paired data only).
 RECALL_KS: tuple[int, ...] = (1, 5, 10)

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.arrays import check_array, require
-from benchmark.errors import InputError
+from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.errors import InputError
 
 from ..base import EvalContext, Task, TaskResult
 from .metrics import METRICS, average_precision, retrieval_metrics
@@ -21,7 +21,7 @@ from .metrics import METRICS, average_precision, retrieval_metrics
 
 def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Clip embeddings of a split, validated (shape, finite) so a broken model fails clearly."""
-    from baselines.base import embed_split
+    from avcl_bench.baselines.base import embed_split
 
     data = dataset.split(split)
     a, v = embed_split(model, data, device=ctx.device)

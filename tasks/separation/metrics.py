@@ -29,9 +29,9 @@ import warnings
 
 import numpy as np
 
-from benchmark.arrays import check_array
-from benchmark.errors import ConfigError, InputError
-from tasks.base import MetricSpec
+from avcl_bench.benchmark.arrays import check_array
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import MetricSpec
 
 #: Length of the time-invariant distortion filters (mir_eval hard-codes 512 taps).
 FILTER_LENGTH = 512

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.arrays import check_array, require
-from benchmark.datasets.base import AVSplit, visual_batch
-from benchmark.errors import InputError
+from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.datasets.base import AVSplit, visual_batch
+from avcl_bench.benchmark.errors import InputError
 
 from ..base import EvalContext, MetricSpec, Task, TaskResult
 from .metrics import METRICS as _METRICS

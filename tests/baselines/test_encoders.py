@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines.encoders import ENCODERS, get_encoder
-from baselines.encoders.cnn import AudioCNN, audio_layout
-from baselines.encoders.self_attention import AttentionPool
-from baselines.encoders.transformer import sinusoidal_positions
-from benchmark.errors import ConfigError
-from benchmark.interface import DataSpec
+from avcl_bench.baselines.encoders import ENCODERS, get_encoder
+from avcl_bench.baselines.encoders.cnn import AudioCNN, audio_layout
+from avcl_bench.baselines.encoders.self_attention import AttentionPool
+from avcl_bench.baselines.encoders.transformer import sinusoidal_positions
+from avcl_bench.benchmark.errors import ConfigError
+from avcl_bench.benchmark.interface import DataSpec
 
 MINE = ("cnn", "self_attention", "co_attention", "transformer", "autoencoder", "vae", "gan")
 DIM, HIDDEN = 16, 32
@@ -220,7 +220,7 @@ def test_vae_posterior_and_sampling() -> None:
 
 
 def test_gan_discriminator() -> None:
-    from baselines.encoders.gan import build_discriminator
+    from avcl_bench.baselines.encoders.gan import build_discriminator
 
     torch.manual_seed(0)
     d = build_discriminator(DIM, HIDDEN)

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-import baselines.random_projection  # noqa: F401  (registers ``random``)
-import baselines.zoo as zoo
-from baselines.base import Batch, embed_split, make_batch, seed_everything
-from baselines.encoders import ENCODERS
-from baselines.objectives import OBJECTIVES, canonical_correlations
-from baselines.registry import LEARNING, MODELS, build_model, model_info
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.errors import ConfigError, InputError
-from benchmark.interface import FitContext, missing_methods
+import avcl_bench.baselines.random_projection  # noqa: F401  (registers ``random``)
+import avcl_bench.baselines.zoo as zoo
+from avcl_bench.baselines.base import Batch, embed_split, make_batch, seed_everything
+from avcl_bench.baselines.encoders import ENCODERS
+from avcl_bench.baselines.objectives import OBJECTIVES, canonical_correlations
+from avcl_bench.baselines.registry import LEARNING, MODELS, build_model, model_info
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.interface import FitContext, missing_methods
 from tests.conftest import REPO
 
 #: the models this module registers (other modules may register more in the same session)

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.datasets._io import read_idx
-from benchmark.datasets.avdigits import fsdd_recordings, load_avdigits
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.datasets._io import read_idx
+from avcl_bench.benchmark.datasets.avdigits import fsdd_recordings, load_avdigits
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from .conftest import tone, write_wav
 
@@ -89,7 +89,7 @@ def test_truncated_idx_and_bad_wav(tmp_path: Path) -> None:
     p.write_bytes(gzip.compress(raw[:-1]))
     with pytest.raises(InputError, match="18 bytes.*17"):
         read_idx(p)
-    from benchmark.datasets._io import read_wav
+    from avcl_bench.benchmark.datasets._io import read_wav
 
     (tmp_path / "a.wav").write_bytes(b"RIFFnotawave")
     with pytest.raises(InputError, match="a.wav: not a readable WAV"):

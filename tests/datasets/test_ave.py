@@ -7,10 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from benchmark.datasets.ave import NUM_CLASSES, categories, load_ave, read_annotations, read_order
-from benchmark.datasets._io import H5Rows
-from benchmark.datasets.base import _take
-from benchmark.errors import InputError
+from avcl_bench.benchmark.datasets.ave import NUM_CLASSES, categories, load_ave, read_annotations, read_order
+from avcl_bench.benchmark.datasets._io import H5Rows
+from avcl_bench.benchmark.datasets.base import _take
+from avcl_bench.benchmark.errors import InputError
 
 CATS = [f"Cat {k}, kind" if k % 3 == 0 else f"Cat {k}" for k in range(NUM_CLASSES)]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.datasets.flickr import load_flickr, read_flickr_list, read_flickr_xml
-from benchmark.datasets.vggss import load_vggss, read_vggss_json
-from benchmark.errors import InputError
-from tasks.localization.metrics import box_mask, consensus_map
+from avcl_bench.benchmark.datasets.flickr import load_flickr, read_flickr_list, read_flickr_xml
+from avcl_bench.benchmark.datasets.vggss import load_vggss, read_vggss_json
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.localization.metrics import box_mask, consensus_map
 
 from .conftest import tone, write_jpeg, write_wav
 

@@ -7,10 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from benchmark.datasets.esc50 import esc50_folds, load_esc50, read_meta
-from benchmark.datasets.features import load_features
-from benchmark.datasets.music import load_music, read_video_list
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.datasets.esc50 import esc50_folds, load_esc50, read_meta
+from avcl_bench.benchmark.datasets.features import load_features
+from avcl_bench.benchmark.datasets.music import load_music, read_video_list
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from .conftest import tone, write_jpeg, write_wav
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.objectives import CenterLoss, center_loss, cross_entropy_loss
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.baselines.objectives import CenterLoss, center_loss, cross_entropy_loss
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 
 # ----------------------------------------------------------------------------- ce

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.objectives import contrastive_loss, infonce_loss, milnce_loss
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.baselines.objectives import contrastive_loss, infonce_loss, milnce_loss
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn.cross_decomposition import CCA
 
-from baselines.objectives import canonical_correlations, dcca_loss
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.baselines.objectives import canonical_correlations, dcca_loss
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 
 def _numpy_canonical_correlations(a: np.ndarray, v: np.ndarray, r1: float, r2: float) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from baselines.objectives import (
+from avcl_bench.baselines.objectives import (
     adversarial_loss,
     elbo_loss,
     gan_discriminator_loss,
@@ -18,7 +18,7 @@ from baselines.objectives import (
     modality_discriminator_loss,
     reconstruction_loss,
 )
-from benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 
 def _randn(*shape: int, seed: int) -> torch.Tensor:

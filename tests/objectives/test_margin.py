@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.objectives import MarginSchedule, hinge_loss, infonce_loss, mms_loss
-from benchmark.errors import ConfigError
+from avcl_bench.baselines.objectives import MarginSchedule, hinge_loss, infonce_loss, mms_loss
+from avcl_bench.benchmark.errors import ConfigError
 
 # Two items, 2-D. a0 = (1, 0), a1 = (0, 1); v0 = (1, 0), v1 = (3, 4) (cosine (0.6, 0.8)).
 # Cosine matrix S[i, j] = cos(a_i, v_j):  S = [[1.0, 0.6],

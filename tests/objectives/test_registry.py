@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.objectives import KINDS, OBJECTIVES, ObjectiveInfo, get_objective
-from benchmark.errors import ConfigError, InputError, UnknownNameError
+from avcl_bench.baselines.objectives import KINDS, OBJECTIVES, ObjectiveInfo, get_objective
+from avcl_bench.benchmark.errors import ConfigError, InputError, UnknownNameError
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {

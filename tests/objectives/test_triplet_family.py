@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.objectives import infonce_loss, lifted_structured_loss, npair_loss, triplet_loss
-from benchmark.errors import ConfigError
+from avcl_bench.baselines.objectives import infonce_loss, lifted_structured_loss, npair_loss, triplet_loss
+from avcl_bench.benchmark.errors import ConfigError
 
 
 def _np_pair(b: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from benchmark.reporting.records import load_records, load_surveyed
+from avcl_bench.benchmark.reporting.records import load_records, load_surveyed
 
 from ._builders import SURVEYED_CSV, write_results
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import InputError, UnknownNameError
-from benchmark.reporting.commands import add_leaderboard_parser, add_report_parser
+from avcl_bench.benchmark.errors import InputError, UnknownNameError
+from avcl_bench.benchmark.reporting.commands import add_leaderboard_parser, add_report_parser
 
 from ._builders import FIXTURES
 
@@ -62,7 +62,7 @@ def test_report_errors(results_dir: Path, tmp_path: Path) -> None:
 
 
 def test_report_default_surveyed_dir(results_dir: Path, tmp_path: Path) -> None:
-    from benchmark.reporting.commands import DEFAULT_SURVEYED_DIR
+    from avcl_bench.benchmark.reporting.commands import DEFAULT_SURVEYED_DIR
 
     if not (DEFAULT_SURVEYED_DIR / "table1_long.csv").is_file():
         pytest.skip(f"{DEFAULT_SURVEYED_DIR}/table1_long.csv is absent")

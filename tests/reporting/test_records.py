@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from benchmark.errors import InputError
-from benchmark.reporting.records import (
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.reporting.records import (
     FRAME_COLUMNS,
     RECORD_KEYS,
     canonical_dataset_id,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.errors import ConfigError, InputError
-from benchmark.reporting.report import CSV_COLUMNS, FORMATS, latex_escape, render_report, write_report
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.reporting.report import CSV_COLUMNS, FORMATS, latex_escape, render_report, write_report
 
 from ._builders import SURVEYED_CSV
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from benchmark.errors import InputError
-from benchmark.reporting.stats import (
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.reporting.stats import (
     CI_BOOTSTRAP,
     CI_NONE,
     CI_T,
@@ -86,7 +86,7 @@ def test_bootstrap_is_deterministic_and_seeded() -> None:
 
 def test_bootstrap_chunking_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunked resampling equals a direct quantile over the same index matrix."""
-    import benchmark.reporting.stats as st
+    import avcl_bench.benchmark.reporting.stats as st
 
     items = np.random.default_rng(2).random(7)
     monkeypatch.setattr(st, "_BOOT_CHUNK_ELEMENTS", 10**9)

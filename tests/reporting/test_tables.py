@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark.errors import InputError, UnknownNameError
-from benchmark.reporting.leaderboard import LEADERBOARD_COLUMNS, format_leaderboard, leaderboard, leaderboard_json
-from benchmark.reporting.records import records_frame
-from benchmark.reporting.tables import (
+from avcl_bench.benchmark.errors import InputError, UnknownNameError
+from avcl_bench.benchmark.reporting.leaderboard import LEADERBOARD_COLUMNS, format_leaderboard, leaderboard, leaderboard_json
+from avcl_bench.benchmark.reporting.records import records_frame
+from avcl_bench.benchmark.reporting.tables import (
     AGGREGATE_COLUMNS,
     COMPARABILITY_DIRECT,
     COMPARABILITY_REFERENCE,

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
 
-from benchmark.errors import InputError
-from tasks.base import MetricSpec
-from tasks.classification.metrics import METRICS, classification_metrics
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import MetricSpec
+from avcl_bench.tasks.classification.metrics import METRICS, classification_metrics
 
 
 # ----------------------------------------------------------------------------- references

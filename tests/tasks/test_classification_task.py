@@ -11,13 +11,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from baselines.random_projection import RandomProjection
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.datasets.base import InMemoryDataset
-from benchmark.errors import ConfigError, InputError, ModelError
-from tasks.base import EvalContext
-from tasks.classification.task import C_GRID, METRICS, ClassificationTask, knn_scores, linear_probe, mlp_probe
-from tasks.registry import get_task
+from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.datasets.base import InMemoryDataset
+from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.classification.task import C_GRID, METRICS, ClassificationTask, knn_scores, linear_probe, mlp_probe
+from avcl_bench.tasks.registry import get_task
 
 ALL_KEYS = {"ACC", "top5_ACC", "macro_F1", "ACC_audio", "ACC_visual", "kNN_ACC", "kNN_ACC_audio", "kNN_ACC_visual"}
 
@@ -81,7 +81,7 @@ def _ctx(**options) -> EvalContext:
 
 # ----------------------------------------------------------------------------- evaluate
 def test_registered_and_docstring_protocol() -> None:
-    import tasks.classification.task as mod
+    import avcl_bench.tasks.classification.task as mod
 
     assert isinstance(get_task("classification"), ClassificationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]

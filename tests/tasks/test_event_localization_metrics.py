@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.errors import InputError
-from tasks.base import MetricSpec
-from tasks.event_localization.metrics import METRICS, event_localization_metrics
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import MetricSpec
+from avcl_bench.tasks.event_localization.metrics import METRICS, event_localization_metrics
 
 
 def brute_force(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.random_projection import RandomProjection
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.datasets.base import InMemoryDataset
-from benchmark.errors import ConfigError, InputError, ModelError
-from tasks.base import EvalContext
-from tasks.event_localization.task import (METRICS, EventLocalizationTask, HeadConfig, segment_features,
+from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.datasets.base import InMemoryDataset
+from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.event_localization.task import (METRICS, EventLocalizationTask, HeadConfig, segment_features,
                                            train_segment_head)
-from tasks.registry import get_task
+from avcl_bench.tasks.registry import get_task
 
 KEYS = {"ACC", "video_ACC"}
 
@@ -89,7 +89,7 @@ def _majority_rate(dataset: InMemoryDataset) -> float:
 
 # ----------------------------------------------------------------------------- evaluate
 def test_registered_and_docstring_protocol() -> None:
-    import tasks.event_localization.task as mod
+    import avcl_bench.tasks.event_localization.task as mod
 
     assert isinstance(get_task("event_localization"), EventLocalizationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]

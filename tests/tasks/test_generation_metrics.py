@@ -8,10 +8,10 @@ import pytest
 import scipy.linalg
 import torch
 
-import tasks.generation.metrics as gen
-from benchmark.errors import ConfigError, InputError
-from tasks.base import MetricSpec
-from tasks.generation.metrics import (
+import avcl_bench.tasks.generation.metrics as gen
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import MetricSpec
+from avcl_bench.tasks.generation.metrics import (
     METRICS,
     frechet_distance,
     frechet_distance_from_stats,
@@ -261,7 +261,7 @@ EXPECTED_ENTRIES = {
 
 @pytest.fixture(scope="module")
 def inception_file(tmp_path_factory):
-    from tasks.generation.inception import FIDInceptionV3
+    from avcl_bench.tasks.generation.inception import FIDInceptionV3
 
     torch.manual_seed(0)
     model = FIDInceptionV3()
@@ -279,13 +279,13 @@ def test_inception_state_dict_names(inception_file):
     # the FID network drops the aux head and has 1008 classes
     aux_head = (768 * 128 + 2 * 128) + (128 * 768 * 25 + 2 * 768) + (768 * 1000 + 1000)
     want = 27_161_264 - aux_head + 8 * 2048 + 8
-    from tasks.generation.inception import FIDInceptionV3
+    from avcl_bench.tasks.generation.inception import FIDInceptionV3
 
     assert sum(p.numel() for p in FIDInceptionV3().parameters()) == want
 
 
 def test_inception_load_and_features(inception_file):
-    from tasks.generation.inception import inception_features, load_fid_inception
+    from avcl_bench.tasks.generation.inception import inception_features, load_fid_inception
 
     path, state = inception_file
     model = load_fid_inception(path)
@@ -301,7 +301,7 @@ def test_inception_load_and_features(inception_file):
 
 def test_inception_tf_pooling():
     """TensorFlow-style pooling: a constant map stays constant up to the borders."""
-    from tasks.generation.inception import FIDInceptionA, FIDInceptionE
+    from avcl_bench.tasks.generation.inception import FIDInceptionA, FIDInceptionE
 
     torch.manual_seed(0)
     x = torch.full((1, 192, 7, 7), 0.7)
@@ -316,7 +316,7 @@ def test_inception_tf_pooling():
 
 
 def test_inception_load_errors(inception_file, tmp_path):
-    from tasks.generation.inception import load_fid_inception
+    from avcl_bench.tasks.generation.inception import load_fid_inception
 
     path, state = inception_file
     with pytest.raises(InputError, match=r"not found; download .*pt_inception-2015-12-05-6726825d\.pth.*pytorch-fid"):
@@ -347,7 +347,7 @@ def test_inception_load_errors(inception_file, tmp_path):
 
 
 def test_inception_feature_input_errors():
-    from tasks.generation.inception import inception_features
+    from avcl_bench.tasks.generation.inception import inception_features
 
     model = torch.nn.Identity()  # validation happens before the model runs
     with pytest.raises(InputError, match=r"\[0, 1\]"):

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.random_projection import RandomProjection
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.errors import ConfigError, InputError
-from tasks.base import EvalContext
-from tasks.generation import feature_net as fn
-from tasks.generation.metrics import generation_metrics
-from tasks.generation.task import METRICS, FrameDecoder, GenerationTask, frame_features
+from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.generation import feature_net as fn
+from avcl_bench.tasks.generation.metrics import generation_metrics
+from avcl_bench.tasks.generation.task import METRICS, FrameDecoder, GenerationTask, frame_features
 
 KEYS = {"FD", "KID", "KID_std", "MRR"}
 
@@ -225,8 +225,8 @@ def test_fid_with_inception_weights(tmp_path, monkeypatch):
     The Inception network itself is tested in its own module; here it is replaced by a
     cheap stand-in (channel means on a 2x2 grid) so the wiring is checked in a second.
     """
-    from tasks.generation import inception
-    from tasks.generation.metrics import frechet_distance
+    from avcl_bench.tasks.generation import inception
+    from avcl_bench.tasks.generation.metrics import frechet_distance
 
     weights = tmp_path / "weights.pth"
     seen = []

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import auc as sklearn_auc
 
-from benchmark.errors import InputError
-from tasks.base import MetricSpec
-from tasks.localization.metrics import (
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import MetricSpec
+from avcl_bench.tasks.localization.metrics import (
     METRICS,
     box_mask,
     ciou_per_sample,

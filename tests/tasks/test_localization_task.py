@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.random_projection import RandomProjection
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.datasets.base import InMemoryDataset
-from benchmark.errors import ConfigError, InputError, ModelError
-from tasks.base import EvalContext
-from tasks.localization.task import METRICS, LocalizationTask, heatmaps_of
-from tasks.registry import get_task
+from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.datasets.base import InMemoryDataset
+from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.localization.task import METRICS, LocalizationTask, heatmaps_of
+from avcl_bench.tasks.registry import get_task
 
 KEYS = {"cIoU", "AUC", "mean_cIoU"}
 
@@ -71,7 +71,7 @@ def _ctx(**options) -> EvalContext:
 
 # ----------------------------------------------------------------------------- evaluate
 def test_registered_and_docstring_protocol() -> None:
-    import tasks.localization.task as mod
+    import avcl_bench.tasks.localization.task as mod
 
     assert isinstance(get_task("localization"), LocalizationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]

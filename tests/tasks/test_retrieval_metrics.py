@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-import tasks.retrieval.metrics as rm
-from benchmark.errors import ConfigError, InputError
-from tasks.retrieval.metrics import METRICS, RetrievalMetric, average_precision, pair_ranks, retrieval_metrics
+import avcl_bench.tasks.retrieval.metrics as rm
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.retrieval.metrics import METRICS, RetrievalMetric, average_precision, pair_ranks, retrieval_metrics
 
 PAIRED_KEYS = {f"R@{k}_{d}" for d in ("a2v", "v2a") for k in (1, 5, 10)} | {"MedR_a2v", "MedR_v2a"}
 MAP_KEYS = {"mAP_a2v", "mAP_v2a", "mAP"}

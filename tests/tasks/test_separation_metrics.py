@@ -13,10 +13,10 @@ import pytest
 import torch
 from mir_eval.separation import bss_eval_sources
 
-import tasks.separation.metrics as sep
-from benchmark.errors import ConfigError, InputError
-from tasks.base import MetricSpec
-from tasks.separation.metrics import METRICS, FILTER_LENGTH, bss_eval_batch, separation_metrics
+import avcl_bench.tasks.separation.metrics as sep
+from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.tasks.base import MetricSpec
+from avcl_bench.tasks.separation.metrics import METRICS, FILTER_LENGTH, bss_eval_batch, separation_metrics
 
 TOL_DB = 1e-6
 

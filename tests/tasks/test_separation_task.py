@@ -9,12 +9,12 @@ import pytest
 import torch
 from mir_eval.separation import bss_eval_sources
 
-from baselines.random_projection import RandomProjection
-from benchmark.datasets.avsynth import AVSynthConfig, build
-from benchmark.errors import InputError
-from tasks.base import EvalContext
-from tasks.separation.metrics import separation_metrics
-from tasks.separation.task import (
+from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.errors import InputError
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.separation.metrics import separation_metrics
+from avcl_bench.tasks.separation.task import (
     METRICS,
     SeparationTask,
     _ideal_ratio_masks,
