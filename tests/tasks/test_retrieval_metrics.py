@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score
 
 import avcl_bench.tasks.retrieval.metrics as rm
 from avcl_bench.benchmark.errors import ConfigError, InputError
-from avcl_bench.tasks.retrieval.metrics import METRICS, RetrievalMetric, average_precision, pair_ranks, retrieval_metrics
+from avcl_bench.tasks.retrieval.metrics import METRICS, average_precision, pair_ranks, retrieval_metrics
 
 PAIRED_KEYS = {f"R@{k}_{d}" for d in ("a2v", "v2a") for k in (1, 5, 10)} | {"MedR_a2v", "MedR_v2a"}
 MAP_KEYS = {"mAP_a2v", "mAP_v2a", "mAP"}
@@ -316,27 +316,6 @@ def test_average_precision_bad_inputs():
         average_precision(np.zeros((2, 3)), np.full((2, 3), 2))
     with pytest.raises(InputError, match=r"^input: scores: contains NaN"):
         average_precision(np.full((2, 3), np.nan), np.ones((2, 3), bool))
-
-
-# ----------------------------------------------------------------------------- stateful wrapper
-def test_retrieval_metric_accumulates_batches():
-    rng = np.random.default_rng(16)
-    a, v = rng.standard_normal((40, 8)), rng.standard_normal((40, 8))
-    labels = rng.integers(0, 4, 40)
-    metric = RetrievalMetric(block_size=7)
-    for lo in range(0, 40, 15):
-        metric.update(a[lo : lo + 15], v[lo : lo + 15], labels[lo : lo + 15], labels[lo : lo + 15])
-    assert metric.compute() == retrieval_metrics(a, v, labels, labels)
-    metric.reset()
-    with pytest.raises(InputError, match="update"):
-        metric.compute()
-    metric.update(a[:10], v[:12], labels[:10], labels[:12])  # unequal batch: not paired
-    metric.update(a[10:14], v[12:14], labels[10:14], labels[12:14])
-    assert set(metric.compute()) == MAP_KEYS
-    with pytest.raises(InputError, match=r"audio: row 0 has zero norm"):
-        metric.update(np.zeros((1, 8)), v[:1], labels[:1], labels[:1])
-    with pytest.raises(InputError, match="embedding dimension 3 differs"):
-        metric.update(a[:2, :3], v[:2, :3], labels[:2], labels[:2])
 
 
 # ----------------------------------------------------------------------------- the torchmetrics trap
