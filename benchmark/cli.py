@@ -2,7 +2,9 @@
 
 Sub-commands: ``run`` (default), ``score``, ``list``, ``leaderboard``, ``report``,
 ``validate-model``, ``submit``, ``export``. Errors caused by the user's input are printed as
-one line on stderr with exit status 2; nothing is printed on stdout then.
+one line on stderr with exit status 2; nothing is printed on stdout then. An exception raised
+in a submitted model's own code prints a one-line summary followed by the traceback frames of
+the user's files. ``--debug`` (or ``AVCL_DEBUG=1``) prints the full traceback of any error.
 """
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import AVCLError, ConfigError
+from .errors import AVCLError, ConfigError, UserCodeError
 
 #: models of ``python run_benchmark.py`` without --models: the chance reference and learned baselines
 DEFAULT_MODELS = ("random", "infonce", "dcca", "triplet")
@@ -70,6 +73,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_benchmark.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="full tracebacks for every error, before or after "
+                        "the sub-command (or set AVCL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("run", help="train and score models on a dataset (the default command)")
@@ -209,14 +214,24 @@ def _short(v: Any, width: int = 60) -> str:
     s = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     return s if len(s) <= width else s[: width - 3] + "..."
 
+    # --debug is global: accepted before or after the sub-command (and AVCL_DEBUG=1 does the same)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut] or os.environ.get("AVCL_DEBUG", "") not in ("", "0")
+    argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
 
 # ---------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
+    except UserCodeError as e:  # the user's own code raised: the summary, then their frames
+        print(f"error: {e}", file=sys.stderr)
+        print(_full_traceback(e) if debug else e.render().partition("\n")[2], file=sys.stderr)
+        return e.exit_code
     parser = build_parser()
     try:
+        if debug:
+            print(_full_traceback(e), file=sys.stderr)
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except AVCLError as e:
@@ -225,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished results are kept; re-run the same command to resume", file=sys.stderr)
         return 130
-    except Exception as e:  # a bug, not a user error: one line unless AVCL_DEBUG is set
-        if os.environ.get("AVCL_DEBUG"):
+    except Exception as e:  # a bug, not a user error: one line unless --debug / AVCL_DEBUG is set
+        if debug:
+
+
+def _full_traceback(e: BaseException) -> str:
+    return "".join(traceback.format_exception(e)).rstrip()
             raise
-        print(f"internal error: {e.__class__.__name__}: {e} (set AVCL_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"internal error: {e.__class__.__name__}: {e} (run with --debug or AVCL_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 1

@@ -3,8 +3,18 @@
 Every problem caused by the user's input (a file, a name, an option) is raised as an
 :class:`AVCLError` subclass. The CLI prints ``str(err)`` on stderr and exits non-zero;
 it never shows a traceback for these. Messages name the file and the field.
+:class:`UserCodeError` wraps an exception raised inside a submitted model's own code: the CLI
+shows its one-line summary followed by the traceback frames that lie in the user's files.
 """
 from __future__ import annotations
+
+import importlib.util
+import site
+import sysconfig
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 class AVCLError(Exception):
@@ -38,3 +48,108 @@ class ConfigError(AVCLError):
 
 class ModelError(AVCLError):
     """A model broke the model interface (wrong shape, NaN, missing method)."""
+
+
+class UserCodeError(AVCLError):
+    """An exception raised inside a submitted model's own code (import, constructor, fit, embed_*).
+
+    ``str(err)`` is the one-line summary (``model 'X' raised in fit: ValueError: ...``);
+    :meth:`render` adds the traceback frames that lie in the user's files (file, line, code), so
+    the user sees where their code failed without the suite's and the libraries' frames.
+    """
+
+    def __init__(self, summary: str, exc: BaseException):
+        self.summary = summary
+        self.exc = exc
+        super().__init__(summary)
+
+    def frames(self) -> list[traceback.FrameSummary]:
+        """The traceback frames of the user's code (all frames if none is the user's)."""
+        if isinstance(self.exc, SyntaxError) and self.exc.filename and self.exc.lineno:
+            return [traceback.FrameSummary(self.exc.filename, self.exc.lineno, "<module>",
+                                           line=(self.exc.text or "").strip() or None)]
+        frames = list(traceback.extract_tb(self.exc.__traceback__))
+        mine = [f for f in frames if is_user_file(f.filename)]
+        return mine or frames[-1:]
+
+    def render(self) -> str:
+        lines = [self.summary, "user code traceback (most recent call last):"]
+        for f in self.frames():
+            lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}')
+            if f.line:
+                lines.append(f"    {f.line.strip()}")
+        return "\n".join(lines)
+
+
+def _suite_dirs() -> tuple[Path, ...]:
+    """Folders of the suite's own packages (benchmark/, tasks/, baselines/, avcl_bench/)."""
+    global _SUITE_DIRS
+    if _SUITE_DIRS is None:
+        dirs = {Path(__file__).resolve().parent}
+        for name in ("avcl_bench", "avcl_bench.benchmark", "avcl_bench.tasks", "avcl_bench.baselines"):
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            for p in (spec.submodule_search_locations or []) if spec is not None else []:
+                dirs.add(Path(p).resolve())
+        _SUITE_DIRS = tuple(dirs)
+    return _SUITE_DIRS
+
+
+def _library_dirs() -> tuple[Path, ...]:
+    """The standard library and site-packages folders."""
+    global _LIB_DIRS
+    if _LIB_DIRS is None:
+        paths = sysconfig.get_paths()
+        dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        try:
+            dirs |= set(site.getsitepackages()) | {site.getusersitepackages()}
+        except AttributeError:  # a virtualenv's site module without these
+            pass
+        _LIB_DIRS = tuple(Path(d).resolve() for d in dirs if d)
+    return _LIB_DIRS
+
+
+_SUITE_DIRS: tuple[Path, ...] | None = None
+_LIB_DIRS: tuple[Path, ...] | None = None
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether a traceback frame's file is the user's: not the suite's, the stdlib's or a library's."""
+    if not filename or filename.startswith("<"):
+        return False
+    p = Path(filename).resolve()
+    if {"site-packages", "dist-packages"} & set(p.parts):
+        return False
+    return not any(p.is_relative_to(d) for d in (*_suite_dirs(), *_library_dirs()))
+
+
+def is_user_exception(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised in (or below) the user's code, judged by its traceback frames."""
+    if isinstance(exc, SyntaxError) and exc.filename and is_user_file(exc.filename):
+        return True
+    return any(is_user_file(f.filename) for f in traceback.extract_tb(exc.__traceback__))
+
+
+@contextmanager
+def user_code(model: str, phase: str | None = None) -> Iterator[None]:
+    """Run a call into a model's code: its exceptions become :class:`UserCodeError`.
+
+    Errors of the suite's own validation (:class:`AVCLError`) and exceptions with no frame in
+    the user's files (a bug of the suite or a built-in model) pass through unchanged. ``phase``
+    names the call (``fit``); ``None`` takes the name of the outermost user function in the
+    traceback (``embed_audio`` when a task's evaluation called it).
+    """
+    try:
+        yield
+    except AVCLError:
+        raise
+    except Exception as e:
+        if not is_user_exception(e):
+            raise
+        where = phase
+        if where is None:
+            mine = [f for f in traceback.extract_tb(e.__traceback__) if is_user_file(f.filename)]
+            where = mine[0].name if mine else "model code"
+        raise UserCodeError(f"model '{model}' raised in {where}: {e.__class__.__name__}: {e}", e) from e

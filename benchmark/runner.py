@@ -6,7 +6,6 @@ deterministic given the seed.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import sys
 import time
@@ -17,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-import avcl_bench.baselines as baselines_package
-
 from .datasets import load_dataset
-from .errors import ConfigError, ModelError
+from . import codehash
+from .errors import ConfigError, ModelError, user_code
 from .interface import FitContext, missing_methods
 from .paths import default_out
 from .provenance import provenance, select_device
@@ -55,22 +53,13 @@ class ModelEntry:
     factory: Callable[..., Any]
     info: dict[str, Any]
     args: dict[str, Any]
-    source_hash: str
+    #: the code identity: a hash of its source files, or ``{"version": ...}`` a model declares
+    source_hash: str | dict[str, Any]
 
 
 def source_hash(obj: Any) -> str:
-    """Hash of the source files that define a model (its module plus the baselines package)."""
-    h = hashlib.sha256()
-    files: set[Path] = set()
-    try:
-        files.add(Path(inspect.getsourcefile(obj) or ""))
-    except TypeError:
-        pass
-    files |= set(Path(baselines_package.__file__).parent.rglob("*.py"))
-    for f in sorted(p for p in files if p.is_file()):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    """Code hash of a built-in model: the baselines package plus the engine modules it imports."""
+    return codehash.builtin_model_hash(obj)
 
 
 def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEntry]:
@@ -87,6 +76,26 @@ def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEn
             factory = MODELS.get(name)
             out.append(ModelEntry(name, factory, model_info(name), dict(model_args), source_hash(factory)))
     return out
+
+
+def check_model_args(name: str, factory: Callable[..., Any], spec: Any, args: dict[str, Any]) -> None:
+    """``factory(spec, **args)`` must fit the constructor's signature: else a one-line error."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to check (a builtin): the call itself will tell
+        return
+    try:
+        sig.bind(spec, **args)
+    except TypeError as e:
+        params = [p for p in list(sig.parameters.values())[1:]
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        accepted = ", ".join(p.name for p in params) or "none"
+        unknown = [k for k in args if k not in sig.parameters]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            problem = f"unexpected argument {', '.join(repr(k) for k in unknown)}"
+        else:
+            problem = str(e)
+        raise ConfigError(f"model '{name}': --model-args: {problem} (accepted: {accepted})") from None
 
 
 def _log(msg: str) -> None:
@@ -116,9 +125,12 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
 
     def key_for(model_id: dict[str, Any], task: Any, seed: int, task_cfg: dict[str, Any]) -> tuple[str, dict]:
+        # the code that computes the number is part of the key: the task adapter's package, the
+        # shared engine modules and the dataset loader (hashed once per process), not a version
         config = {"model": model_id,
-                  "task": {"name": task.name, "version": task.version, "options": cfg.task_options, **task_cfg},
-                  "dataset": data_cfg, "seed": seed}
+                  "task": {"name": task.name, "code": codehash.task_code_hash(task), "options": cfg.task_options,
+                           **task_cfg},
+                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(cfg.dataset)}, "seed": seed}
         return config_key(config), config
 
     for seed in cfg.seeds:
@@ -161,10 +173,9 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
             if not todo:
                 continue
             seed_everything(seed)
-            try:
+            check_model_args(entry.name, entry.factory, spec, entry.args)
+            with user_code(entry.name, "the constructor"):
                 model = entry.factory(spec, **entry.args)
-            except TypeError as e:
-                raise ConfigError(f"model '{entry.name}': bad --model-args ({e})") from None
             missing = missing_methods(model)
             if missing:
                 raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
@@ -175,10 +186,12 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                                       "has unlabelled clips (label -1); pick a semi-supervised model or a labelled "
                                       "train option of the dataset")
                 _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device})")
-                model.fit(dataset.split("train"), dataset.split("val"),
-                          FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+                with user_code(entry.name, "fit"):
+                    model.fit(dataset.split("train"), dataset.split("val"),
+                              FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
             fit_s = time.perf_counter() - t0
-            model_cfg = model.config()
+            with user_code(entry.name, "config"):
+                model_cfg = model.config()
             for task in todo:
                 why = task.supports(model, spec, test)
                 if why is not None:
@@ -186,7 +199,8 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                     continue
                 seed_everything(seed)
                 t1 = time.perf_counter()
-                result = task.evaluate(model, dataset, ctx)
+                with user_code(entry.name):  # the phase is the model method that raised (embed_audio, ...)
+                    result = task.evaluate(model, dataset, ctx)
                 key, config = keys[task.name]
                 config = {**config, "model_config": model_cfg, "task_config": result.config, "device": device}
                 rec = ResultRecord(

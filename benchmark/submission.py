@@ -1,4 +1,11 @@
-"""Loading user-submitted models: ``path/to/file.py:ClassName`` or ``package.module:ClassName``."""
+"""Loading user-submitted models: ``path/to/file.py:ClassName`` or ``package.module:ClassName``.
+
+A model's code identity (``source_hash``, part of its results' key) is the hash of every
+``.py`` file of its folder (a file spec) or of its top-level package (a module spec), so an
+edit to any helper module it imports recomputes its results. A class that declares a
+``version`` attribute is identified by that instead, recorded as ``{"version": ...}``: then
+the author bumps it whenever the code changes (for models too large to hash).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +16,45 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError, InputError
+from . import codehash
+from .errors import ConfigError, InputError, UserCodeError, is_user_exception, is_user_file
+
+
+def _forget_modules_under(folder: Path) -> None:
+    """Drop the user's modules imported earlier from ``folder``, so a re-load sees the current files."""
+    folder = folder.resolve()
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and not name.startswith("avcl_bench") and is_user_file(f) and Path(f).resolve().is_relative_to(folder):
+            del sys.modules[name]
+
+
+def _code_root(path: Path) -> Path:
+    """The folder whose code a model file stands for: its top package, or its own folder."""
+    folder = path.resolve().parent
+    while (folder / "__init__.py").is_file() and (folder.parent / "__init__.py").is_file():
+        folder = folder.parent
+    return folder
+
+
+def _module_code(module: Any, target: str) -> str:
+    """Hash of a module spec's code: its top-level package (or the module file alone)."""
+    top = target.split(".")[0]
+    if top == "avcl_bench":  # one of the suite's own modules: the suite's code hash
+        return codehash.suite_hash((target,), ())
+    top_mod = sys.modules.get(top) or importlib.import_module(top)
+    paths = list(getattr(top_mod, "__path__", []))
+    if not paths:
+        src = inspect.getsourcefile(module)
+        return codehash.hash_files([Path(src)], Path(src).parent) if src else "unknown"
+    files: list[Path] = []
+    for p in paths:
+        files += codehash.tree_files(Path(p))
+    return codehash.hash_files(files, Path(paths[0]).parent)
 
 
 def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """The class a spec names and the model info stamped on its results (incl. a source hash).
+    """The class a spec names and the model info stamped on its results (incl. its code identity).
 
     The class is called as ``Class(data_spec, **model_args)`` and must follow
     :class:`benchmark.interface.AVModel`.
@@ -25,31 +66,49 @@ def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., A
         path = Path(target)
         if not path.is_file():
             raise InputError(path, None, "model file not found")
+        root = _code_root(path)
         mod_name = f"avcl_submission_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
         mspec = importlib.util.spec_from_file_location(mod_name, path)
         if mspec is None or mspec.loader is None:
             raise InputError(path, None, "cannot be imported as a Python module")
+        _forget_modules_under(root)
+        # the model's folder is importable, so `import helper` of a module next to it works
+        for folder in {str(path.resolve().parent), str(root)}:
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
         module = importlib.util.module_from_spec(mspec)
         sys.modules[mod_name] = module
         try:
             mspec.loader.exec_module(module)
-        except Exception as e:  # the user's module failed at import: show what and where, in one line
-            raise InputError(path, None, f"import failed: {e.__class__.__name__}: {e}") from None
+        except Exception as e:  # the user's module failed at import: the summary plus their traceback
+            sys.modules.pop(mod_name, None)
+            raise UserCodeError(f"{path}: import failed: {e.__class__.__name__}: {e}", e) from e
         source_file = path
+        code = lambda: codehash.hash_tree(root)  # noqa: E731
     else:
         try:
             module = importlib.import_module(target)
-        except ImportError as e:
-            raise ConfigError(f"model spec '{spec}': cannot import module '{target}' ({e})") from None
+        except Exception as e:
+            if isinstance(e, ImportError) and not is_user_exception(e):
+                raise ConfigError(f"model spec '{spec}': cannot import module '{target}' ({e})") from None
+            raise UserCodeError(f"model spec '{spec}': import of '{target}' failed: {e.__class__.__name__}: {e}",
+                                e) from e
         source_file = Path(inspect.getsourcefile(module) or "")
+        code = lambda: _module_code(module, target)  # noqa: E731
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         raise InputError(source_file, attr, "no such class or factory in the module")
-    digest = hashlib.sha256(source_file.read_bytes()).hexdigest()[:16] if source_file.is_file() else "unknown"
+    version = getattr(factory, "version", None)
+    if version is not None:
+        if not isinstance(version, (str, int)) or isinstance(version, bool) or str(version) == "":
+            raise InputError(source_file, f"{attr}.version", f"must be a non-empty string or int, got {version!r}")
+        identity: str | dict[str, Any] = {"version": version}
+    else:
+        identity = code()
     info = {
         "name": name or attr,
         "spec": spec,
-        "source_hash": digest,
+        "source_hash": identity,
         "encoder": list(getattr(factory, "encoder", [])),
         "objective": list(getattr(factory, "objective", [])),
         "learning": getattr(factory, "learning", "unknown"),

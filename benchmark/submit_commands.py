@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
 
 VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": "20"}
 
@@ -27,6 +27,14 @@ def _print_err(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ validate-model
+def _user_problem(what: str, e: Exception) -> str:
+    """A problem line for an exception of the model's code, followed by the user's frames if any."""
+    line = f"{what}: {e.__class__.__name__}: {e}"
+    if isinstance(e, AVCLError) or not is_user_exception(e):
+        return line
+    return UserCodeError(line, e).render()
+
+
 def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | None, data_root: str | None,
                    fit: bool = True) -> tuple[list[str], dict[str, list[str]]]:
     """Problems found (one line each) and, per dataset, the tasks the model supports."""
@@ -39,6 +47,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
     from .datasets import DATASETS, load_dataset
     from .datasets.base import audio_batch, visual_batch
     from .interface import FitContext, missing_methods
+    from .runner import check_model_args
     from .submission import load_model_spec
 
     factory, info = load_model_spec(spec)
@@ -51,10 +60,11 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
         ds = load_dataset(ds_name, data_root=data_root, options=opts, quick=True)
         where = f"{info['name']} on {ds_name}"
         seed_everything(0)
+        check_model_args(info["name"], factory, ds.spec, model_args)
         try:
             model = factory(ds.spec, **model_args)
         except Exception as e:  # the user's constructor failed
-            problems.append(f"{where}: constructor failed: {e.__class__.__name__}: {e}")
+            problems.append(_user_problem(f"{where}: constructor failed", e))
             continue
         for m in missing_methods(model):
             problems.append(f"{where}: missing method {m}() required by the interface/capabilities")
@@ -67,7 +77,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
             if fit and getattr(model, "trainable", True):
                 model.fit(ds.split("train"), ds.split("val"), FitContext(seed=0, quick=True, progress=False))
         except Exception as e:
-            problems.append(f"{where}: fit() failed: {e.__class__.__name__}: {e}")
+            problems.append(_user_problem(f"{where}: fit() failed", e))
             continue
         test = ds.split("test")
         idx = np.arange(min(8, len(test)))
@@ -85,7 +95,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
             try:
                 out1, out2 = call(), call()
             except Exception as e:
-                problems.append(f"{where}: {name}() failed: {e.__class__.__name__}: {e}")
+                problems.append(_user_problem(f"{where}: {name}() failed", e))
                 continue
             if not isinstance(out1, torch.Tensor):
                 problems.append(f"{where}: {name}() must return a torch.Tensor, got {type(out1).__name__}")
