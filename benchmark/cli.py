@@ -214,39 +214,39 @@ def _short(v: Any, width: int = 60) -> str:
     s = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     return s if len(s) <= width else s[: width - 3] + "..."
 
-    # --debug is global: accepted before or after the sub-command (and AVCL_DEBUG=1 does the same)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    debug = "--debug" in argv[:cut] or os.environ.get("AVCL_DEBUG", "") not in ("", "0")
-    argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
 
 # ---------------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is global: accepted before or after the sub-command (and AVCL_DEBUG=1 does the same)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:cut] or os.environ.get("AVCL_DEBUG", "") not in ("", "0")
+    argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
     except UserCodeError as e:  # the user's own code raised: the summary, then their frames
         print(f"error: {e}", file=sys.stderr)
         print(_full_traceback(e) if debug else e.render().partition("\n")[2], file=sys.stderr)
         return e.exit_code
-    parser = build_parser()
-    try:
-        if debug:
-            print(_full_traceback(e), file=sys.stderr)
-        args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
     except AVCLError as e:
         print(f"error: {e}", file=sys.stderr)
+        if debug:
+            print(_full_traceback(e), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: finished results are kept; re-run the same command to resume", file=sys.stderr)
         return 130
     except Exception as e:  # a bug, not a user error: one line unless --debug / AVCL_DEBUG is set
         if debug:
-
-
-def _full_traceback(e: BaseException) -> str:
-    return "".join(traceback.format_exception(e)).rstrip()
             raise
         print(f"internal error: {e.__class__.__name__}: {e} (run with --debug or AVCL_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def _full_traceback(e: BaseException) -> str:
+    return "".join(traceback.format_exception(e)).rstrip()
