@@ -174,3 +174,56 @@ def require_negatives(name: str, a: Tensor, negatives: Tensor, labels: Tensor | 
 def directions(direction: str) -> tuple[bool, ...]:
     """``(transpose,)`` flags of the requested directions: a2v uses rows, v2a columns."""
     return {"a2v": (False,), "v2a": (True,), "both": (False, True)}[direction]
+
+
+def check_batch(name: str, a: object, v: object, labels: object | None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """Validate an in-batch pairwise objective's inputs; return ``a``, ``v``, ``labels`` and the match mask.
+
+    ``a`` and ``v`` are paired ``(B, D)`` batches (:func:`check_pair`), ``labels`` optional
+    ``(B,)`` classes (:func:`check_labels`). The returned ``(B, B)`` mask is
+    :func:`positive_mask` (``True`` where ``a_i`` and ``v_j`` are not a negative pair); the
+    batch must hold at least one negative pair (:func:`require_negatives`).
+    """
+    a, v = check_pair(name, a, v)
+    if labels is not None:
+        labels = check_labels(name, labels, a.shape[0])
+    same = positive_mask(labels, a.shape[0], a.device)
+    require_negatives(name, a, ~same, labels)
+    return a, v, labels, same
+
+
+def non_negative_offdiagonal(same: Tensor) -> Tensor:
+    """``same`` without its diagonal: the pairs that must leave a softmax denominator.
+
+    A same-class ``v_j`` is neither the positive nor a negative of ``a_i``; filling these
+    logits with ``-inf`` removes them (``exp(-inf) = 0``) while keeping the matched pair.
+    """
+    eye = torch.eye(same.shape[0], dtype=torch.bool, device=same.device)
+    return same & ~eye
+
+
+def directional_cross_entropy(
+    logits: Tensor, direction: str, reduction: str, *, positives: Tensor | None = None
+) -> Tensor:
+    """The softmax cross-entropy ending of the InfoNCE family, summed over the used directions.
+
+    ``logits`` is the ``(Na, Nv)`` score matrix ``S[i, j]`` of audio ``i`` and visual
+    ``j``: ``a2v`` normalises each row (an audio anchor over the visual candidates),
+    ``v2a`` each column, and ``both`` adds the two (a2v first). Without ``positives`` the
+    target of row / column ``i`` is its diagonal entry (``F.cross_entropy``, square
+    ``logits``); with a bool ``positives`` matrix every anchor's term is the
+    multiple-instance form ``-log(Σ_{pos} e^S / Σ_{all} e^S)``. Each direction's terms are
+    reduced by ``reduction`` (``"mean"`` or ``"sum"`` over anchors).
+    """
+    total = torch.zeros((), dtype=logits.dtype, device=logits.device)
+    if positives is None:
+        target = torch.arange(logits.shape[0], device=logits.device)
+        for transpose in directions(direction):
+            total = total + F.cross_entropy(logits.T if transpose else logits, target, reduction=reduction)
+        return total
+    for transpose in directions(direction):
+        dim = 0 if transpose else 1
+        log_num = torch.logsumexp(logits.masked_fill(~positives, float("-inf")), dim=dim)
+        log_den = torch.logsumexp(logits, dim=dim)
+        total = total + reduce(log_den - log_num, reduction)
+    return total

@@ -29,13 +29,10 @@ from ._common import (
     Direction,
     Reduction,
     Similarity,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
-    positive_mask,
     reduce,
-    require_negatives,
     similarity_matrix,
 )
 
@@ -85,11 +82,8 @@ def hinge_loss(
     check_choice(NAME, "negatives", negatives, NEGATIVES)
     check_choice(NAME, "direction", direction, DIRECTIONS)
     alpha = check_number(NAME, "margin", margin, low=0.0)
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    neg = ~positive_mask(labels, a.shape[0], a.device)
-    require_negatives(NAME, a, neg, labels)
+    a, v, labels, same = check_batch(NAME, a, v, labels)
+    neg = ~same
 
     s = similarity_matrix(a, v, similarity)
     pos = s.diagonal()

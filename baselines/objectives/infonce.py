@@ -13,8 +13,6 @@ given). The loss is then the softmax cross-entropy of the logits ``S/τ`` with t
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import (
@@ -24,13 +22,11 @@ from ._common import (
     Direction,
     Reduction,
     Similarity,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
-    directions,
-    positive_mask,
-    require_negatives,
+    directional_cross_entropy,
+    non_negative_offdiagonal,
     similarity_matrix,
 )
 
@@ -65,17 +61,7 @@ def infonce_loss(
     check_choice(NAME, "similarity", similarity, SIMILARITIES)
     check_choice(NAME, "direction", direction, DIRECTIONS)
     tau = check_number(NAME, "temperature", temperature, low=0.0, low_open=True)
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    n = a.shape[0]
-    same = positive_mask(labels, n, a.device)
-    eye = torch.eye(n, dtype=torch.bool, device=a.device)
-    require_negatives(NAME, a, ~same, labels)
+    a, v, labels, same = check_batch(NAME, a, v, labels)
 
-    logits = (similarity_matrix(a, v, similarity) / tau).masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(n, device=a.device)
-    total = torch.zeros((), dtype=a.dtype, device=a.device)
-    for transpose in directions(direction):
-        total = total + F.cross_entropy(logits.T if transpose else logits, target, reduction=reduction)
-    return total
+    logits = (similarity_matrix(a, v, similarity) / tau).masked_fill(non_negative_offdiagonal(same), float("-inf"))
+    return directional_cross_entropy(logits, direction, reduction)

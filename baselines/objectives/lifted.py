@@ -21,14 +21,11 @@ from torch import Tensor
 from ._common import (
     REDUCTIONS,
     Reduction,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
     euclidean_distances,
-    positive_mask,
     reduce,
-    require_negatives,
 )
 
 __all__ = ["lifted_structured_loss"]
@@ -57,12 +54,8 @@ def lifted_structured_loss(
     """
     check_choice(NAME, "reduction", reduction, REDUCTIONS)
     alpha = check_number(NAME, "margin", margin, low=0.0)
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    pos = positive_mask(labels, a.shape[0], a.device)
+    a, v, labels, pos = check_batch(NAME, a, v, labels)
     neg = ~pos
-    require_negatives(NAME, a, neg, labels)
 
     d = euclidean_distances(a, v)
     # A finite stand-in for log(0) keeps logsumexp and its gradient finite on rows/columns

@@ -31,8 +31,8 @@ from ._common import (
     check_labels,
     check_number,
     check_tensor,
+    directional_cross_entropy,
     positive_mask,
-    reduce,
     require_negatives,
     similarity_matrix,
 )
@@ -107,8 +107,6 @@ def milnce_loss(
             raise InputError(NAME, "positives", "every pair is a positive, so there are no negatives")
         require_negatives(NAME, a, ~pos, labels)
 
-    logits = similarity_matrix(a, v, similarity) / tau
-    total = torch.zeros((), dtype=a.dtype, device=a.device)
     for dim, what in ((1, "a2v"), (0, "v2a")):
         if direction not in (what, "both"):
             continue
@@ -117,7 +115,4 @@ def milnce_loss(
             k = int(torch.nonzero(~has_pos)[0, 0])
             kind = "row (audio anchor)" if dim == 1 else "column (visual anchor)"
             raise InputError(NAME, "positives", f"{kind} {k} has no positive")
-        log_num = torch.logsumexp(logits.masked_fill(~pos, float("-inf")), dim=dim)
-        log_den = torch.logsumexp(logits, dim=dim)
-        total = total + reduce(log_den - log_num, reduction)
-    return total
+    return directional_cross_entropy(similarity_matrix(a, v, similarity) / tau, direction, reduction, positives=pos)

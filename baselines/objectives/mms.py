@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from avcl_bench.benchmark.errors import ConfigError
@@ -30,13 +29,11 @@ from ._common import (
     Direction,
     Reduction,
     Similarity,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
-    directions,
-    positive_mask,
-    require_negatives,
+    directional_cross_entropy,
+    non_negative_offdiagonal,
     similarity_matrix,
 )
 
@@ -73,23 +70,13 @@ def mms_loss(
     check_choice(NAME, "similarity", similarity, SIMILARITIES)
     check_choice(NAME, "direction", direction, DIRECTIONS)
     sigma = check_number(NAME, "margin", margin, low=0.0)
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    n = a.shape[0]
-    same = positive_mask(labels, n, a.device)
-    eye = torch.eye(n, dtype=torch.bool, device=a.device)
-    require_negatives(NAME, a, ~same, labels)
+    a, v, labels, same = check_batch(NAME, a, v, labels)
 
     s = similarity_matrix(a, v, similarity)
-    logits = s - sigma * eye.to(s.dtype)
+    logits = s - sigma * torch.eye(a.shape[0], dtype=s.dtype, device=s.device)
     # M_ij = 0: drop off-diagonal non-negatives from the denominator (exp(-inf) = 0).
-    logits = logits.masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(n, device=a.device)
-    total = torch.zeros((), dtype=s.dtype, device=s.device)
-    for transpose in directions(direction):
-        total = total + F.cross_entropy(logits.T if transpose else logits, target, reduction=reduction)
-    return total
+    logits = logits.masked_fill(non_negative_offdiagonal(same), float("-inf"))
+    return directional_cross_entropy(logits, direction, reduction)
 
 
 class MarginSchedule:

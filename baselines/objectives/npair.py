@@ -12,8 +12,6 @@ i.e. InfoNCE with dot-product similarity and temperature 1.
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import (
@@ -21,14 +19,12 @@ from ._common import (
     REDUCTIONS,
     Direction,
     Reduction,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
-    directions,
-    positive_mask,
+    directional_cross_entropy,
+    non_negative_offdiagonal,
     reduce,
-    require_negatives,
 )
 
 __all__ = ["npair_loss"]
@@ -62,19 +58,10 @@ def npair_loss(
     check_choice(NAME, "reduction", reduction, REDUCTIONS)
     check_choice(NAME, "direction", direction, DIRECTIONS)
     lam = check_number(NAME, "l2_reg", l2_reg, low=0.0)
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    n = a.shape[0]
-    same = positive_mask(labels, n, a.device)
-    eye = torch.eye(n, dtype=torch.bool, device=a.device)
-    require_negatives(NAME, a, ~same, labels)
+    a, v, labels, same = check_batch(NAME, a, v, labels)
 
-    logits = (a @ v.T).masked_fill(same & ~eye, float("-inf"))
-    target = torch.arange(n, device=a.device)
-    total = torch.zeros((), dtype=a.dtype, device=a.device)
-    for transpose in directions(direction):
-        total = total + F.cross_entropy(logits.T if transpose else logits, target, reduction=reduction)
+    logits = (a @ v.T).masked_fill(non_negative_offdiagonal(same), float("-inf"))
+    total = directional_cross_entropy(logits, direction, reduction)
     if lam > 0.0:
         total = total + lam * reduce((a * a).sum(1) + (v * v).sum(1), reduction)
     return total

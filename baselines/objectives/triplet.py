@@ -26,15 +26,12 @@ from ._common import (
     REDUCTIONS,
     Direction,
     Reduction,
+    check_batch,
     check_choice,
-    check_labels,
     check_number,
-    check_pair,
     directions,
     euclidean_distances,
-    positive_mask,
     reduce,
-    require_negatives,
     squared_distances,
 )
 
@@ -123,12 +120,8 @@ def triplet_loss(
     zeta = check_number(NAME, "margin", margin, low=0.0)
     if not isinstance(squared, bool):
         raise ConfigError(f"{NAME}: squared: expected True or False, got {squared!r}")
-    a, v = check_pair(NAME, a, v)
-    if labels is not None:
-        labels = check_labels(NAME, labels, a.shape[0])
-    pos = positive_mask(labels, a.shape[0], a.device)
+    a, v, labels, pos = check_batch(NAME, a, v, labels)
     neg = ~pos
-    require_negatives(NAME, a, neg, labels)
 
     if mining == "random" and generator is not None and generator.device != a.device:
         raise ConfigError(f"{NAME}: generator: is on {generator.device} but the embeddings are on {a.device}")
