@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
-from avcl_bench.benchmark.interface import DataSpec, FitContext
+from avcl_bench import AVSplit, DataSpec, FitContext, to_float_tensor
 
 
 class MeanPoolPCA:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..interface import DataSpec
 
 SPLITS = ("train", "val", "test")
@@ -123,7 +124,6 @@ class InMemoryDataset:
     content_hash: str
 
     def split(self, name: str) -> AVSplit:
-        from ..errors import ConfigError
 
         if name not in self.splits:
             raise ConfigError(f"dataset '{self.spec.name}' has no '{name}' split (has: {', '.join(self.splits)})")

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from avcl_bench.tasks.localization.metrics import consensus_map
+
 from ..errors import InputError
 from ._io import locate, need_file, resolve_root
 from .base import InMemoryDataset
@@ -124,7 +126,6 @@ def read_flickr_xml(path: Path) -> tuple[tuple[tuple[float, float, float, float]
 
 def render_consensus(boxes: Any, size: tuple[int, int]) -> np.ndarray:
     """LVS Flickr ground truth at ``size`` from boxes on the 256x256 annotation scale."""
-    from avcl_bench.tasks.localization.metrics import consensus_map
 
     scale = (size[1] / ANNOTATION_SIZE, size[0] / ANNOTATION_SIZE)
     return consensus_map([np.asarray(g, dtype=np.float64).reshape(-1, 4) for g in boxes], size, scale,

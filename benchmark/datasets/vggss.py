@@ -35,10 +35,24 @@ from typing import Any
 
 import numpy as np
 
+from avcl_bench.tasks.localization.metrics import box_mask
+
 from ..errors import InputError
 from ..interface import DataSpec
-from ._io import (cache_key, cached_arrays, files_signature, load_wave, locate, need_file, parse_option, read_image,
-                  resolve_root, segment_log_mel, stable_fraction, standardise)
+from ._io import (
+    cache_key,
+    cached_arrays,
+    files_signature,
+    load_wave,
+    locate,
+    need_file,
+    parse_option,
+    read_image,
+    resolve_root,
+    segment_log_mel,
+    stable_fraction,
+    standardise,
+)
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 
@@ -163,7 +177,6 @@ class LazyMasks:
 
 def render_box_mask(boxes: Any, size: tuple[int, int]) -> np.ndarray:
     """VGG-SS ground truth: union of the (single annotator's) normalised boxes."""
-    from avcl_bench.tasks.localization.metrics import box_mask
 
     pooled = [b for annotator in boxes for b in annotator]
     return box_mask(np.asarray(pooled, dtype=np.float64).reshape(-1, 4), size, source="vggss.json")
