@@ -92,7 +92,7 @@ def check_model_args(name: str, factory: Callable[..., Any], spec: Any, args: di
         accepted = ", ".join(p.name for p in params) or "none"
         unknown = [k for k in args if k not in sig.parameters]
         if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            problem = f"unexpected argument {', '.join(repr(k) for k in unknown)}"
+            problem = f"unexpected argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)}"
         else:
             problem = str(e)
         raise ConfigError(f"model '{name}': --model-args: {problem} (accepted: {accepted})") from None

@@ -20,13 +20,21 @@ from . import codehash
 from .errors import ConfigError, InputError, UserCodeError, is_user_exception, is_user_file
 
 
-def _forget_modules_under(folder: Path) -> None:
-    """Drop the user's modules imported earlier from ``folder``, so a re-load sees the current files."""
+#: user modules that loading a model file imported (``helper`` next to ``model.py``)
+_MODEL_MODULES: set[str] = set()
+
+
+def _forget_user_modules(folder: Path) -> None:
+    """Drop the user's modules imported earlier from ``folder`` or by an earlier model file, so a
+    (re-)load imports the current files, and a ``helper.py`` of another model's folder is not reused."""
     folder = folder.resolve()
     for name, mod in list(sys.modules.items()):
         f = getattr(mod, "__file__", None)
-        if f and not name.startswith("avcl_bench") and is_user_file(f) and Path(f).resolve().is_relative_to(folder):
+        if not f or name.startswith("avcl_bench") or not is_user_file(f):
+            continue
+        if name in _MODEL_MODULES or Path(f).resolve().is_relative_to(folder):
             del sys.modules[name]
+    _MODEL_MODULES.clear()
 
 
 def _code_root(path: Path) -> Path:
@@ -71,18 +79,22 @@ def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., A
         mspec = importlib.util.spec_from_file_location(mod_name, path)
         if mspec is None or mspec.loader is None:
             raise InputError(path, None, "cannot be imported as a Python module")
-        _forget_modules_under(root)
-        # the model's folder is importable, so `import helper` of a module next to it works
-        for folder in {str(path.resolve().parent), str(root)}:
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
+        _forget_user_modules(root)
+        # the model's folder comes first on sys.path, so `import helper` of a module next to it works
+        for folder in dict.fromkeys([str(root), str(path.resolve().parent)]):
+            if folder in sys.path:
+                sys.path.remove(folder)
+            sys.path.insert(0, folder)
         module = importlib.util.module_from_spec(mspec)
+        before = set(sys.modules)
         sys.modules[mod_name] = module
         try:
             mspec.loader.exec_module(module)
         except Exception as e:  # the user's module failed at import: the summary plus their traceback
             sys.modules.pop(mod_name, None)
             raise UserCodeError(f"{path}: import failed: {e.__class__.__name__}: {e}", e) from e
+        finally:
+            _MODEL_MODULES.update(set(sys.modules) - before - {mod_name})
         source_file = path
         code = lambda: codehash.hash_tree(root)  # noqa: E731
     else:
