@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = run_config_from_args(args)
     records = run(cfg)
     if args.json:
-        print(json.dumps(records, indent=2, sort_keys=True))
+        print(json.dumps([r.to_json() for r in records], indent=2, sort_keys=True))
     else:
         print(console_table(records, load_table1_long()))
         print(f"\nresults: {cfg.out}")
@@ -183,10 +183,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows = []
         for n in TASKS:
             t = TASKS.get(n)
-            rows.append({"name": n, "version": t.version, "metrics": list(t.metrics),
-                         "higher_is_better": t.higher_is_better(), "needs": list(t.needs),
-                         "pred_keys": t.pred_keys, "ref_keys": t.ref_keys,
-                         "protocol": _protocol_doc(t)})
+            meta = t.metadata
+            rows.append({"name": n, "version": t.version, "main_score": meta.main_score,
+                         "headline": list(meta.headline), "metrics": list(meta.metrics),
+                         "units": {k: m.unit for k, m in meta.metrics.items()},
+                         "higher_is_better": meta.higher_is_better(), "needs": list(meta.needs),
+                         "pred_format": meta.pred_format, "ref_format": meta.ref_format,
+                         "reference_names": list(meta.reference_names), "protocol": meta.protocol})
     elif args.what == "datasets":
         from .datasets import DATASETS
 
@@ -201,13 +204,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         keys = list(rows[0]) if rows else []
         print(tabulate([[_short(r.get(k)) for k in keys] for r in rows], headers=keys))
     return 0
-
-
-def _protocol_doc(task: Any) -> str:
-    """The protocol paragraph of a task adapter's module docstring."""
-    doc = sys.modules[type(task).__module__].__doc__ or ""
-    parts = [p.strip() for p in doc.split("\n\n") if p.strip()]
-    return " ".join((parts[1] if len(parts) > 1 else "".join(parts)).split())
 
 
 def _short(v: Any, width: int = 60) -> str:

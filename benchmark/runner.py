@@ -102,7 +102,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(cfg: RunConfig) -> list[dict[str, Any]]:
+def run(cfg: RunConfig) -> list[ResultRecord]:
     """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused)."""
     from avcl_bench.baselines.base import seed_everything
     from avcl_bench.tasks.base import EvalContext
@@ -122,7 +122,7 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
     test = dataset.split("test")
     data_cfg = {"name": spec.name, "fingerprint": dataset.fingerprint(), "options": cfg.dataset_options,
                 "quick": cfg.quick}
-    records: list[dict[str, Any]] = []
+    records: list[ResultRecord] = []
 
     def key_for(model_id: dict[str, Any], task: Any, seed: int, task_cfg: dict[str, Any]) -> tuple[str, dict]:
         # the code that computes the number is part of the key: the task adapter's package, the
@@ -138,11 +138,11 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                           options=dict(cfg.task_options))
         # --- reference rows of the tasks (oracles, lower bounds): computed once per seed
         for task in tasks:
-            if not task.reference_names or task.supports(None, spec, test) is not None:
+            if not task.metadata.reference_names or task.supports(None, spec, test) is not None:
                 continue
             ref_id = {"reference_of": task.name}
             key, config = key_for(ref_id, task, seed, {})
-            done = [store.get(n, task.name, spec.name, seed, f"{key}-{n}") for n in task.reference_names]
+            done = [store.get(n, task.name, spec.name, seed, f"{key}-{n}") for n in task.metadata.reference_names]
             if all(r is not None for r in done):
                 records += done
                 continue
@@ -151,12 +151,11 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
             for ref_name, metrics in refs.items():
                 rec = ResultRecord(model=ref_name, task=task.name, dataset=spec.name, seed=seed, metrics=metrics,
                                    config=config, provenance=provenance(device, time.perf_counter() - t0),
-                                   key=f"{key}-{ref_name}", task_version=task.version, protocol="reference",
-                                   higher_is_better=task.higher_is_better(),
+                                   key=f"{key}-{ref_name}", protocol="reference", task_meta=task.metadata,
                                    model_info={"name": ref_name, "reference": True, "encoder": [], "objective": [],
                                                "learning": "", "papers": []})
                 store.put(rec)
-                records.append(rec.to_json())
+                records.append(rec)
 
         for entry in models:
             model_id = {"name": entry.name, "args": entry.args, "source_hash": entry.source_hash}
@@ -206,11 +205,11 @@ def run(cfg: RunConfig) -> list[dict[str, Any]]:
                 rec = ResultRecord(
                     model=entry.name, task=task.name, dataset=spec.name, seed=seed, metrics=result.metrics,
                     config=config, provenance=provenance(device, fit_s + time.perf_counter() - t1), key=key,
-                    task_version=task.version, protocol=result.protocol, higher_is_better=task.higher_is_better(),
+                    protocol=result.protocol, task_meta=task.metadata,
                     model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
                 )
                 store.put(rec)
-                records.append(rec.to_json())
+                records.append(rec)
                 _log(f"[done] {entry.name} / {task.name} / seed {seed}: "
                      + ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4]))
     return records

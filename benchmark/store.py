@@ -11,42 +11,18 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .schema import ResultRecord, read_record, read_records
 
-RECORD_KEYS = ("model", "task", "dataset", "seed", "metrics", "config", "provenance")
+__all__ = ["ResultRecord", "ResultStore", "atomic_write_text", "config_key"]
 
 
 def config_key(config: dict[str, Any]) -> str:
     blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-@dataclass
-class ResultRecord:
-    model: str
-    task: str
-    dataset: str
-    seed: int
-    metrics: dict[str, float]
-    config: dict[str, Any]
-    provenance: dict[str, Any]
-    key: str
-    task_version: str
-    protocol: str
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
-    model_info: dict[str, Any] = field(default_factory=dict)
-    item_metrics: dict[str, list[float]] = field(default_factory=dict)
-    submission: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        if d["submission"] is None:
-            del d["submission"]
-        return d
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -77,29 +53,29 @@ class ResultStore:
     def path_for(self, model: str, task: str, dataset: str, seed: int, key: str) -> Path:
         return self.root / _safe(dataset) / _safe(task) / _safe(model) / f"seed{seed}-{key[:16]}.json"
 
-    def get(self, model: str, task: str, dataset: str, seed: int, key: str) -> dict[str, Any] | None:
-        """The finished record with this key, or ``None`` (a torn or foreign file counts as missing)."""
+    def get(self, model: str, task: str, dataset: str, seed: int, key: str) -> ResultRecord | None:
+        """The finished record with this key, or ``None``.
+
+        A torn file, a record of another schema version or another key counts as missing,
+        so that a resumed run recomputes it rather than failing.
+        """
         p = self.path_for(model, task, dataset, seed, key)
         if not p.exists():
             return None
         try:
-            rec = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
+            rec = read_record(p)
+        except InputError:
             return None
-        return rec if rec.get("key") == key and all(k in rec for k in RECORD_KEYS) else None
+        return rec if rec.key == key else None
 
     def put(self, record: ResultRecord) -> Path:
         p = self.path_for(record.model, record.task, record.dataset, record.seed, record.key)
         atomic_write_text(p, json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
         return p
 
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for p in sorted(self.root.rglob("*.json")):
-            try:
-                rec = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise InputError(p, None, f"not a readable result record ({e})") from None
-            if isinstance(rec, dict) and all(k in rec for k in RECORD_KEYS):
-                out.append(rec)
-        return out
+    def records(self) -> list[ResultRecord]:
+        """Every record of the folder (:func:`~benchmark.schema.read_records`; a bad one is an error).
+
+        A folder that does not exist yet holds no records.
+        """
+        return read_records(self.root) if self.root.exists() else []

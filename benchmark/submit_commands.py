@@ -156,8 +156,8 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
             inputs = extra(dataset)
             np.savez_compressed(out / f"{tname}_inputs.npz", **inputs)
             manifest["inputs"][f"{tname}_inputs.npz"] = {k: list(np.shape(v)) for k, v in inputs.items()}
-        manifest["expected_predictions"][f"{tname}.npz"] = {"keys": task.pred_keys,
-                                                            "scored_against": task.ref_keys}
+        manifest["expected_predictions"][f"{tname}.npz"] = {"keys": task.metadata.pred_format,
+                                                            "scored_against": task.metadata.ref_format}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -190,7 +190,7 @@ def _guard_name(out: Path, name: str, source_hash: str) -> None:
                                   f"(source hash {other}); choose another --name")
 
 
-def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[dict[str, Any]]:
+def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[ResultRecord]:
     from avcl_bench.tasks.registry import TASKS
 
     from avcl_bench._version import __version__
@@ -216,13 +216,12 @@ def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split:
                   "seed": 0}
         rec = ResultRecord(model=name, task=task.name, dataset=dataset.spec.name, seed=0, metrics=metrics,
                            config=config, provenance=provenance("external", time.perf_counter() - t0),
-                           key=config_key(config), task_version=task.version, protocol="submitted predictions",
-                           higher_is_better=task.higher_is_better(),
+                           key=config_key(config), protocol="submitted predictions", task_meta=task.metadata,
                            model_info={"name": name, "encoder": [], "objective": [], "learning": "unknown",
                                        "papers": [], "reference": False, "external": True},
                            submission=submission)
         store.put(rec)
-        records.append(rec.to_json())
+        records.append(rec)
     return records
 
 

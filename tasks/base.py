@@ -1,4 +1,9 @@
-"""Shared types of task adapters: metric descriptions and the task protocol."""
+"""Shared types of task adapters: metric descriptions and the task protocol.
+
+A task's metrics, main score, headline metrics, units, protocol text and score formats are
+declared once, in its :class:`~benchmark.schema.TaskMetadata` (``Task.metadata``); the
+runner writes it into every record and reporting reads it from there.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -7,14 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from avcl_bench.benchmark.schema import MetricMeta, TaskMetadata
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """What a metric is and which direction is better (as HEAR's score objects say)."""
+#: what a metric is, its direction and unit (the engine's :class:`~benchmark.schema.MetricMeta`)
+MetricSpec = MetricMeta
 
-    name: str
-    higher_is_better: bool
-    description: str = ""
+__all__ = ["EvalContext", "MetricSpec", "Task", "TaskMetadata", "TaskResult"]
 
 
 @dataclass
@@ -42,23 +45,23 @@ class Task(ABC):
     """A task adapter: evaluates a model on a dataset and scores stored outputs.
 
     ``name`` is the family (``retrieval``, ...), ``version`` changes whenever numbers could
-    change. ``needs`` lists the :class:`~benchmark.datasets.base.AVSplit` fields the task
-    reads; ``pred_keys``/``ref_keys`` document the ``score`` npz formats.
+    change. ``metadata`` describes the task once: metrics (direction, unit), main score,
+    headline metrics, protocol text, the ``score`` npz formats, the
+    :class:`~benchmark.datasets.base.AVSplit` fields it needs and its reference rows.
     """
 
     name: str = ""
     version: str = "1"
-    metrics: dict[str, MetricSpec] = {}
-    headline: tuple[str, ...] = ()
-    needs: tuple[str, ...] = ()
-    pred_keys: str = ""
-    ref_keys: str = ""
-    #: names of the reference rows :meth:`references` produces (e.g. oracle / lower bound)
-    reference_names: tuple[str, ...] = ()
+    metadata: TaskMetadata
+
+    @property
+    def metrics(self) -> dict[str, MetricMeta]:
+        """The task's metrics (``metadata.metrics``)."""
+        return self.metadata.metrics
 
     def supports(self, model: Any, spec: Any, split: Any) -> str | None:
         """``None`` when the task can evaluate ``model`` on this data, else the reason it cannot."""
-        for f in self.needs:
+        for f in self.metadata.needs:
             if not split.has(f):
                 return f"dataset '{spec.name}' has no {f}"
         return None
@@ -81,4 +84,4 @@ class Task(ABC):
         raise NotImplementedError(f"task '{self.name}' cannot export references")
 
     def higher_is_better(self) -> dict[str, bool]:
-        return {k: m.higher_is_better for k, m in self.metrics.items()}
+        return self.metadata.higher_is_better()

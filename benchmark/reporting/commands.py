@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..surveyed import surveyed_dir
+from ..schema import ResultRecord
+from ..surveyed import LONG_FILE, load_table1_long, surveyed_dir
 from .leaderboard import format_leaderboard, leaderboard, leaderboard_json
-from .records import SURVEYED_FILENAME, load_records, load_surveyed
+from .records import load_records
 from .report import FORMATS, write_report
 
 __all__ = ["DEFAULT_SURVEYED_DIR", "add_leaderboard_parser", "add_report_parser", "run_leaderboard", "run_report"]
@@ -23,7 +24,7 @@ __all__ = ["DEFAULT_SURVEYED_DIR", "add_leaderboard_parser", "add_report_parser"
 DEFAULT_SURVEYED_DIR = surveyed_dir()
 
 
-def _load_nonempty(results: str) -> list[dict]:
+def _load_nonempty(results: str) -> list[ResultRecord]:
     records = load_records(results)
     if not records:
         raise InputError(results, None, "no result records found (JSON files with model/task/metrics)")
@@ -32,7 +33,7 @@ def _load_nonempty(results: str) -> list[dict]:
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     """``leaderboard``: print the ranked table (or JSON with ``--json``) on stdout."""
-    board = leaderboard(_load_nonempty(args.results), task=args.task)
+    board = leaderboard(_load_nonempty(args.results), task=args.task, latest=args.latest)
     sys.stdout.write(leaderboard_json(board) if args.json else format_leaderboard(board))
     return 0
 
@@ -41,13 +42,18 @@ def run_report(args: argparse.Namespace) -> int:
     """``report``: write the report file and print its path on stdout."""
     records = _load_nonempty(args.results)
     surveyed_dir = Path(args.surveyed_dir) if args.surveyed_dir is not None else DEFAULT_SURVEYED_DIR
-    if not (surveyed_dir / SURVEYED_FILENAME).is_file():
-        raise InputError(surveyed_dir / SURVEYED_FILENAME, None,
+    if not (surveyed_dir / LONG_FILE).is_file():
+        raise InputError(surveyed_dir / LONG_FILE, None,
                          "surveyed Table 1 not found (pass --surveyed-dir DIR holding it)")
-    surveyed = load_surveyed(surveyed_dir)
-    out = write_report(records, surveyed, args.format, args.out)
+    surveyed = load_table1_long(surveyed_dir)
+    out = write_report(records, surveyed, args.format, args.out, latest=args.latest)
     sys.stdout.write(f"{out}\n")
     return 0
+
+
+def _add_latest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latest", action="store_true",
+                   help="keep only the newest config of each model (default: one row per config, model@id)")
 
 
 def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -61,6 +67,7 @@ def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("--results", required=True, metavar="DIR", help="folder searched recursively for result records")
     p.add_argument("--task", default=None, metavar="T", help="only this task family (e.g. retrieval)")
     p.add_argument("--json", action="store_true", help="print JSON rows instead of text tables")
+    _add_latest(p)
     p.set_defaults(func=run_leaderboard)
     return p
 
@@ -76,6 +83,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--format", required=True, choices=FORMATS, help="report format")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write")
     p.add_argument("--surveyed-dir", default=None, metavar="DIR",
-                   help=f"folder with {SURVEYED_FILENAME} (default: {DEFAULT_SURVEYED_DIR})")
+                   help=f"folder with {LONG_FILE} (default: {DEFAULT_SURVEYED_DIR})")
+    _add_latest(p)
     p.set_defaults(func=run_report)
     return p

@@ -2,7 +2,9 @@
 
 One row per (task, dataset, metric, model) with the mean and its 95% confidence interval
 (t-interval over seeds, or bootstrap over test items for a single seed), the metric's
-direction and the tied competition rank (``"2="``: its interval overlaps a neighbour's).
+direction and the tied competition rank (``"2="``: its interval overlaps a neighbour's). A model with records under several
+configs has one row per config (``model@id``, see :mod:`benchmark.reporting.configs`); the
+board's ``attrs["config_legend"]`` says what the ids mean.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
-from .records import records_frame
+from ..schema import ResultRecord
+from .configs import ConfigLegend, resolve_configs
+from .records import as_records, records_frame
 from .tables import aggregate, family_sort_key, rank_position
 
 __all__ = ["LEADERBOARD_COLUMNS", "format_leaderboard", "leaderboard", "leaderboard_json"]
@@ -36,13 +40,16 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
 )
 
 
-def leaderboard(records: Iterable[Mapping[str, Any]], task: str | None = None, *, confidence: float = 0.95) -> pd.DataFrame:
+def leaderboard(records: Iterable[ResultRecord | Mapping[str, Any]], task: str | None = None, *,
+                confidence: float = 0.95, latest: bool = False) -> pd.DataFrame:
     """Ranked results per (task, dataset, metric), best first, reference rows last.
 
     ``task`` restricts the board to one task family (:class:`UnknownNameError` when no
     record has it). ``direction`` is ``"higher is better"`` or ``"lower is better"``.
+    ``latest`` keeps only the newest config of each model.
     """
-    agg = aggregate(records_frame(records), confidence=confidence)
+    recs, legend = resolve_configs(as_records(records), latest=latest)
+    agg = aggregate(records_frame(recs), confidence=confidence)
     if agg.empty:
         raise InputError("records", None, "no result records to rank")
     if task is not None:
@@ -57,7 +64,9 @@ def leaderboard(records: Iterable[Mapping[str, Any]], task: str | None = None, *
         _signed=[-m if h else m for m, h in zip(agg["mean"], agg["higher_is_better"])],
     )
     board = board.sort_values(["_fam", "dataset", "metric", "_pos", "_signed", "model"], kind="mergesort")
-    return board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
+    board = board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
+    board.attrs["config_legend"] = legend
+    return board
 
 
 def _ci_text(low: float, high: float) -> str:
@@ -81,6 +90,10 @@ def format_leaderboard(board: pd.DataFrame) -> str:
         parts.append("")
     parts.append("'=' marks a tie: the model's 95% interval overlaps that of its neighbour in the ranking. "
                  "[ref] rows are reference points and are not ranked.")
+    legend: ConfigLegend | None = board.attrs.get("config_legend")
+    if legend:
+        parts += ["", "Configs (model@id: the settings that differ between a model's configs):"]
+        parts += [f"  {line}" for line in legend.lines()]
     return "\n".join(parts) + "\n"
 
 

@@ -21,16 +21,19 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import ConfigError, InputError
-from .records import load_surveyed
+from ..schema import ResultRecord
+from ..surveyed import load_table1_long
+from .configs import ConfigLegend
+from .records import as_records
 from .tables import (
     COMPARABILITY_DIRECT,
     NOT_COMPARABLE_NOTE,
     Block,
     block_legend,
-    blocks_from_records,
-    metric_unit,
+    blocks_and_legend,
     other_metric_rows,
     our_table_rows,
+    page_legend,
     surveyed_table_rows,
 )
 
@@ -94,7 +97,7 @@ def latex_escape(text: object) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def _provenance_line(records: Sequence[Mapping[str, Any]]) -> str:
+def _provenance_line(records: Sequence[ResultRecord]) -> str:
     versions = sorted({str(r["provenance"].get("suite_version", "unknown")) for r in records})
     return f"{len(records)} result record(s); suite version(s): {', '.join(versions)}."
 
@@ -106,15 +109,27 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool,
-               other_metrics: bool = True) -> str:
-    out = [f"# {TITLE}", "", _provenance_line(records), ""]
+def _render_md(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
+               other_metrics: bool = True, *, legend: ConfigLegend | None = None, one_legend: bool = False,
+               base_level: int = 1, title: bool = True) -> str:
+    """Markdown: title at ``base_level``, a family at ``base_level + 1``, a table at ``+ 2``.
+
+    ``one_legend`` writes the reading guide once at the top instead of above every table.
+    """
+    h = ["#" * (base_level + k) for k in range(4)]
+    out = ([f"{h[0]} {TITLE}", ""] if title else []) + [_provenance_line(records), ""]
+    if one_legend:
+        out += [page_legend(), ""]
+    if legend:
+        out += [_md_escape(legend.text()), ""]
     family = None
     for block in blocks:
         if block.family != family:
             family = block.family
-            out += [f"## {family}", ""]
-        out += [f"### {family} on {block.dataset}", "", block_legend(block), ""]
+            out += [f"{h[1]} {family}", ""]
+        out += [f"{h[2]} {family} on {block.dataset}", ""]
+        if not one_legend:
+            out += [block_legend(block), ""]
         header, body = our_table_rows(block, with_ci=True)
         for row, model in zip(body, block.models):
             for j, metric in enumerate(block.metrics):
@@ -125,16 +140,16 @@ def _render_md(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_s
         out.append("")
         if block.other_metrics and other_metrics:
             oh, ob = other_metric_rows(block)
-            out += [f"#### Other metrics ({block.family} on {block.dataset})", "",
+            out += [f"{h[3]} Other metrics ({block.family} on {block.dataset})", "",
                     tabulate([[_md_escape(c) for c in r] for r in ob], headers=oh, tablefmt="github",
                              disable_numparse=True), ""]
         if with_surveyed:
-            out += _md_surveyed(block)
+            out += _md_surveyed(block, h[3])
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _md_surveyed(block: Block) -> list[str]:
-    title = f"#### Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})"
+def _md_surveyed(block: Block, heading: str = "####") -> list[str]:
+    title = f"{heading} Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})"
     if block.surveyed.empty:
         return [title, "", "No surveyed rows for these metrics.", ""]
     header, body = surveyed_table_rows(block)
@@ -146,8 +161,7 @@ def _md_surveyed(block: Block) -> list[str]:
 # ----------------------------------------------------------------------------- latex
 
 
-def _latex_header(metric: str, higher: bool) -> str:
-    unit = metric_unit(metric)
+def _latex_header(metric: str, higher: bool, unit: str) -> str:
     arrow = r"$\uparrow$" if higher else r"$\downarrow$"
     return f"{latex_escape(metric)} {arrow}" + (f" [{latex_escape(unit)}]" if unit else "")
 
@@ -159,7 +173,8 @@ def _latex_tabular(header: list[str], body: list[list[str]], align: str) -> list
     return lines
 
 
-def _render_latex(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
+                  legend: ConfigLegend | None = None) -> str:
     out = [
         r"\documentclass[10pt]{article}",
         r"\usepackage[T1]{fontenc}",
@@ -170,6 +185,8 @@ def _render_latex(blocks: list[Block], records: Sequence[Mapping[str, Any]], wit
         latex_escape(_provenance_line(records)),
         "",
     ]
+    if legend:
+        out += [latex_escape(legend.text()), ""]
     family = None
     for block in blocks:
         if block.family != family:
@@ -178,7 +195,7 @@ def _render_latex(blocks: list[Block], records: Sequence[Mapping[str, Any]], wit
         out += [rf"\subsubsection*{{{latex_escape(family)} on {latex_escape(block.dataset)}}}",
                 latex_escape(block_legend(block)) + " Best non-reference value per column in bold.", ""]
         header = [latex_escape(f"rank ({block.primary_metric})"), "model", "encoder", "objective", "learning", "n"]
-        header += [_latex_header(m, block.directions[m]) for m in block.metrics]
+        header += [_latex_header(m, block.directions[m], block.unit(m)) for m in block.metrics]
         _, plain = our_table_rows(block)
         body = []
         for row, model in zip(plain, block.models):
@@ -342,7 +359,7 @@ def _plot_block(block: Block) -> str:
         ax.errorbar(xs, means, yerr=[lows, highs], fmt="none", ecolor="#000000", capsize=3, linewidth=1)
         ax.set_xticks(xs)
         ax.set_xticklabels(names, rotation=40, ha="right", fontsize=7)
-        unit = metric_unit(metric)
+        unit = block.unit(metric)
         direction = "higher is better" if block.directions[metric] else "lower is better"
         ax.set_title(f"{metric} ({direction})", fontsize=9)
         ax.set_ylabel(f"{metric} [{unit}]" if unit else metric, fontsize=8)
@@ -431,7 +448,8 @@ def _html_surveyed(block: Block) -> list[str]:
     return out
 
 
-def _render_html(blocks: list[Block], records: Sequence[Mapping[str, Any]], with_surveyed: bool) -> str:
+def _render_html(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
+                 legend: ConfigLegend | None = None) -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -445,6 +463,8 @@ def _render_html(blocks: list[Block], records: Sequence[Mapping[str, Any]], with
         f"<p>{html.escape(_provenance_line(records))} Click a table header to sort; hover a value for its "
         "95% confidence interval.</p>",
     ]
+    if legend:
+        out.append(f'<p class="legend">{html.escape(legend.text())}</p>')
     family = None
     for i, block in enumerate(blocks):
         if block.family != family:
@@ -472,48 +492,59 @@ def _render_html(blocks: list[Block], records: Sequence[Mapping[str, Any]], with
 
 
 def render_report(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[ResultRecord | Mapping[str, Any]],
     surveyed: pd.DataFrame | str | Path | None,
     fmt: str,
     *,
     tasks: Sequence[str] | None = None,
     other_metrics: bool = True,
+    latest: bool = False,
+    one_legend: bool = False,
+    sort_by_rank: bool = False,
+    base_level: int = 1,
+    title: bool = True,
 ) -> str:
     """The report text in format ``fmt`` (``md``, ``latex``, ``csv`` or ``html``).
 
     ``other_metrics=False`` keeps only each family's headline metrics in the Markdown output
-    (compact README sections); the other formats always carry every metric.
+    (compact README sections); the other formats always carry every metric. A model with
+    records under several configs gets one row per config (``model@id``) and a legend;
+    ``latest`` keeps only each model's newest config. Markdown only: ``one_legend`` writes
+    the reading guide once per page, ``sort_by_rank`` orders rows by rank, ``base_level``
+    is the level of the title (``title=False`` leaves it out).
 
     ``surveyed`` is the long-form Table 1 (a DataFrame from
-    :func:`~benchmark.reporting.records.load_surveyed`, a path to it, or ``None`` to
+    :func:`~benchmark.surveyed.load_table1_long`, a path to it, or ``None`` to
     leave the surveyed rows out).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
-    records = list(records)
+    recs = as_records(records)
     if isinstance(surveyed, (str, Path)):
-        surveyed = load_surveyed(surveyed)
-    blocks = blocks_from_records(records, surveyed, tasks=tasks)
+        surveyed = load_table1_long(surveyed)
+    blocks, legend = blocks_and_legend(recs, surveyed, tasks=tasks, latest=latest, sort_by_rank=sort_by_rank)
     with_surveyed = surveyed is not None
     if fmt == "md":
-        return _render_md(blocks, records, with_surveyed, other_metrics)
+        return _render_md(blocks, recs, with_surveyed, other_metrics, legend=legend, one_legend=one_legend,
+                          base_level=base_level, title=title)
     if fmt == "latex":
-        return _render_latex(blocks, records, with_surveyed)
+        return _render_latex(blocks, recs, with_surveyed, legend)
     if fmt == "csv":
         return _render_csv(blocks, with_surveyed)
-    return _render_html(blocks, records, with_surveyed)
+    return _render_html(blocks, recs, with_surveyed, legend)
 
 
 def write_report(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[ResultRecord | Mapping[str, Any]],
     surveyed: pd.DataFrame | str | Path | None,
     fmt: str,
     out_path: str | Path,
     *,
     tasks: Sequence[str] | None = None,
+    latest: bool = False,
 ) -> Path:
     """Write :func:`render_report` to ``out_path`` (parent folders are created); returns the path."""
-    text = render_report(records, surveyed, fmt, tasks=tasks)
+    text = render_report(records, surveyed, fmt, tasks=tasks, latest=latest)
     out = Path(out_path)
     if out.exists() and out.is_dir():
         raise InputError(out, None, "is a folder; give a file path for the report")

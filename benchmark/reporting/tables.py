@@ -6,9 +6,10 @@ The pipeline every output format shares is::
     metric) with mean / std / CI / tied rank --build_blocks--> one block per (task family,
     dataset) with our models and the surveyed Table 1 rows of the same family and metric.
 
-Our values are reported on the suite's scale (fractions in [0, 1] for mAP / recall /
-accuracy / AUC / cIoU / MRR, dB for separation). Surveyed rows keep the value as printed
-in the survey and add ``value_normalized`` (the same number on our scale).
+Which metrics a family shows (its headline), their units and directions come from the
+task metadata stored in the records (``task_meta``). Our values are reported on the
+suite's scale (fractions in [0, 1], dB for separation, ranks). Surveyed rows keep the value
+as printed in the survey and add ``value_normalized`` (the same number on our scale).
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
-from .records import canonical_dataset_id, metric_matches_key, records_frame
+from ..schema import ResultRecord, TaskMetadata
+from ..surveyed import comparability
+from .configs import ConfigLegend, resolve_configs
+from .records import as_records, metric_matches_key, records_frame, task_metadata
 from .stats import Summary, rank_with_ties, summarize
 
 __all__ = [
@@ -29,20 +33,21 @@ __all__ = [
     "COMPARABILITY_DIRECT",
     "COMPARABILITY_REFERENCE",
     "FAMILY_ORDER",
-    "HEADLINE_METRICS",
     "NOT_COMPARABLE_NOTE",
     "Block",
     "aggregate",
     "block_legend",
+    "blocks_and_legend",
     "blocks_from_records",
     "build_blocks",
     "console_table",
     "family_sort_key",
     "format_mean_std",
     "metric_header",
-    "metric_unit",
+    "unit_label",
     "other_metric_rows",
     "our_table_rows",
+    "page_legend",
     "rank_position",
     "surveyed_for",
     "surveyed_table_rows",
@@ -57,16 +62,6 @@ FAMILY_ORDER: tuple[str, ...] = (
     "event_localization",
     "generation",
 )
-
-#: Metrics shown by default for each family (only those present in the records are shown).
-HEADLINE_METRICS: dict[str, tuple[str, ...]] = {
-    "retrieval": ("mAP", "mAP_a2v", "mAP_v2a", "R@10_a2v"),
-    "classification": ("ACC", "macro_F1"),
-    "separation": ("SDR", "SIR", "SAR", "NSDR"),
-    "localization": ("cIoU", "AUC"),
-    "event_localization": ("ACC",),
-    "generation": ("FD", "KID", "MRR"),
-}
 
 AGGREGATE_COLUMNS: tuple[str, ...] = (
     "model",
@@ -95,8 +90,8 @@ NOT_COMPARABLE_NOTE = (
 )
 REFERENCE_RANK = "ref"
 
-_DB_METRICS = ("SDR", "SIR", "SAR", "NSDR", "SI-SDR", "SISDR")
-_FRACTION_METRICS = ("mAP", "ACC", "AUC", "cIoU", "MRR", "macro_F1", "micro_F1", "F1")
+#: how a metadata unit is written in headers (``score``: unitless, no bracket)
+_UNIT_LABELS = {"fraction": "0-1", "score": ""}
 
 
 def family_sort_key(task: str) -> tuple[int, str]:
@@ -106,23 +101,16 @@ def family_sort_key(task: str) -> tuple[int, str]:
     return (len(FAMILY_ORDER), task)
 
 
-def metric_unit(metric: str) -> str:
-    """Unit of one of our metrics: ``"0-1"`` (fraction), ``"dB"``, ``"rank"`` or ``""``."""
-    base = metric.split("_")[0]
-    if base in _DB_METRICS:
-        return "dB"
-    if metric in _FRACTION_METRICS or base in _FRACTION_METRICS or base.startswith("R@"):
-        return "0-1"
-    if base.startswith("MedR") or base.startswith("MeanR"):
-        return "rank"
-    return ""
+def unit_label(unit: str) -> str:
+    """How a metadata unit (``fraction``, ``dB``, ``rank``, ``count``, ``score``) is shown: ``0-1``, ``dB``, ..."""
+    return _UNIT_LABELS.get(unit, unit)
 
 
-def metric_header(metric: str, higher_is_better: bool | None) -> str:
-    """Column header such as ``"mAP ↑ [0-1]"`` (direction arrow and unit)."""
+def metric_header(metric: str, higher_is_better: bool | None, unit: str = "") -> str:
+    """Column header such as ``"mAP ↑ [0-1]"`` (direction arrow and the unit's label)."""
     arrow = "" if higher_is_better is None else (" ↑" if higher_is_better else " ↓")
-    unit = metric_unit(metric)
-    return f"{metric}{arrow}" + (f" [{unit}]" if unit else "")
+    label = unit_label(unit)
+    return f"{metric}{arrow}" + (f" [{label}]" if label else "")
 
 
 def format_mean_std(mean: float, std: float, n: int, *, pm: str = "±") -> str:
@@ -247,8 +235,7 @@ def surveyed_for(surveyed: pd.DataFrame | None, family: str, metrics: Sequence[s
             ours.append(", ".join(matched))
     out = part.loc[keep].copy()
     out["our_metrics"] = ours
-    target = canonical_dataset_id(dataset)
-    direct = out["dataset_id"].str.lower() == target
+    direct = comparability(out, dataset) == "direct"
     out["comparability"] = [COMPARABILITY_DIRECT if d else COMPARABILITY_REFERENCE for d in direct]
     out["_order"] = (~direct).astype(int)
     out = out.sort_values("_order", kind="mergesort")
@@ -267,6 +254,12 @@ class Block:
     rows: pd.DataFrame
     surveyed: pd.DataFrame = field(default_factory=pd.DataFrame)
     all_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: metric -> unit from the task metadata (``fraction``, ``dB``, ...; absent: unknown)
+    units: dict[str, str] = field(default_factory=dict)
+
+    def unit(self, metric: str) -> str:
+        """The metric's unit label for headers (``"0-1"``, ``"dB"``, ``""``)."""
+        return unit_label(self.units.get(metric, ""))
 
     @property
     def other_metrics(self) -> list[str]:
@@ -298,7 +291,8 @@ class Block:
         return set(part.loc[part["mean"] == target, "model"])
 
 
-def _choose_metrics(family: str, present: Sequence[str], metrics_per_task: Mapping[str, Sequence[str]] | None) -> list[str]:
+def _choose_metrics(family: str, present: Sequence[str], metrics_per_task: Mapping[str, Sequence[str]] | None,
+                    meta: TaskMetadata | None) -> list[str]:
     if metrics_per_task and family in metrics_per_task:
         wanted = list(metrics_per_task[family])
         unknown = [m for m in wanted if m not in present]
@@ -307,8 +301,8 @@ def _choose_metrics(family: str, present: Sequence[str], metrics_per_task: Mappi
                 f"metric {unknown[0]!r} not found for task {family!r} (available: {', '.join(sorted(present))})"
             )
         return wanted
-    if family in HEADLINE_METRICS:
-        chosen = [m for m in HEADLINE_METRICS[family] if m in present]
+    if meta is not None:
+        chosen = [m for m in meta.headline if m in present]
         if chosen:
             return chosen
     return sorted(present)
@@ -320,12 +314,18 @@ def build_blocks(
     *,
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+    metadata: Mapping[str, TaskMetadata] | None = None,
+    sort_by_rank: bool = False,
 ) -> list[Block]:
     """Split an :func:`aggregate` table into one :class:`Block` per (family, dataset).
 
+    ``metadata`` (task name -> :class:`~benchmark.schema.TaskMetadata`, from the records)
+    gives the headline metrics shown and their units; without it every metric is shown.
     Models are ordered by encoder, then objective, then name (so models differing only
-    by objective sit next to each other); reference models come last.
+    by objective sit next to each other), or by the rank of the main metric with
+    ``sort_by_rank``; reference models come last.
     """
+    metadata = metadata or {}
     present_tasks = sorted(set(agg["task"]), key=family_sort_key)
     if tasks is not None:
         unknown = [t for t in tasks if t not in present_tasks]
@@ -338,11 +338,17 @@ def build_blocks(
         fam = agg[agg["task"] == family]
         for dataset in sorted(set(fam["dataset"])):
             part = fam[fam["dataset"] == dataset]
-            metrics = _choose_metrics(family, sorted(set(part["metric"])), metrics_per_task)
+            meta = metadata.get(family)
+            metrics = _choose_metrics(family, sorted(set(part["metric"])), metrics_per_task, meta)
             rows = part[part["metric"].isin(metrics)].reset_index(drop=True)
             directions = {m: bool(rows.loc[rows["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
             desc = rows.drop_duplicates("model")[["model", "encoder", "objective", "reference"]]
-            desc = desc.sort_values(["reference", "encoder", "objective", "model"], kind="mergesort")
+            if sort_by_rank:
+                ranks = rows[rows["metric"] == metrics[0]].set_index("model")["rank"].map(rank_position)
+                desc = desc.assign(_pos=desc["model"].map(ranks).fillna(math.inf))
+                desc = desc.sort_values(["reference", "_pos", "model"], kind="mergesort")
+            else:
+                desc = desc.sort_values(["reference", "encoder", "objective", "model"], kind="mergesort")
             blocks.append(
                 Block(
                     family=family,
@@ -353,23 +359,42 @@ def build_blocks(
                     rows=rows,
                     surveyed=surveyed_for(surveyed, family, metrics, dataset),
                     all_rows=part.reset_index(drop=True),
+                    units={k: m.unit for k, m in meta.metrics.items()} if meta is not None else {},
                 )
             )
     return blocks
 
 
-def blocks_from_records(
-    records: Iterable[Mapping[str, Any]],
+def blocks_and_legend(
+    records: Iterable[ResultRecord | Mapping[str, Any]],
     surveyed: pd.DataFrame | None = None,
     *,
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
-) -> list[Block]:
-    """:func:`records_frame` -> :func:`aggregate` -> :func:`build_blocks` in one call."""
-    agg = aggregate(records_frame(records))
+    latest: bool = False,
+    sort_by_rank: bool = False,
+) -> tuple[list[Block], ConfigLegend]:
+    """Records -> config labels (:func:`~benchmark.reporting.configs.resolve_configs`) ->
+    :func:`records_frame` -> :func:`aggregate` -> :func:`build_blocks`; also the config legend."""
+    recs, legend = resolve_configs(as_records(records), latest=latest)
+    agg = aggregate(records_frame(recs))
     if agg.empty:
         raise InputError("records", None, "no result records to report")
-    return build_blocks(agg, surveyed, tasks=tasks, metrics_per_task=metrics_per_task)
+    blocks = build_blocks(agg, surveyed, tasks=tasks, metrics_per_task=metrics_per_task,
+                          metadata=task_metadata(recs), sort_by_rank=sort_by_rank)
+    return blocks, legend
+
+
+def blocks_from_records(
+    records: Iterable[ResultRecord | Mapping[str, Any]],
+    surveyed: pd.DataFrame | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+    latest: bool = False,
+) -> list[Block]:
+    """The blocks of :func:`blocks_and_legend`."""
+    return blocks_and_legend(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task, latest=latest)[0]
 
 
 def block_legend(block: Block) -> str:
@@ -384,6 +409,18 @@ def block_legend(block: Block) -> str:
     )
 
 
+def page_legend() -> str:
+    """The reading guide of a page of tables (:func:`block_legend` without the per-table rank metric)."""
+    return (
+        "Our models: mean ± std over n seeds; [0-1] columns are fractions (the survey's percent "
+        "values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
+        "↓ lower is better. Rows are sorted by rank, which is by each table's first metric; '=' marks ties "
+        "(the 95% interval overlaps that of the best model of its tie group). Rows marked [ref] are reference "
+        "points (oracle bound, unprocessed mixture, chance), not ranked. 95% CI: Student-t over seeds (t) with "
+        ">= 2 seeds, else a bootstrap over test items (boot) where the task stores per-item values."
+    )
+
+
 def our_table_rows(block: Block, *, pm: str = "±", with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
     """Header and string rows of our models for one block (shared by console and markdown).
 
@@ -391,7 +428,7 @@ def our_table_rows(block: Block, *, pm: str = "±", with_ci: bool = False) -> tu
     (``t``: Student-t over seeds, ``boot``: bootstrap over test items).
     """
     header = [f"rank ({block.primary_metric})", "model", "encoder", "objective", "learning", "n"]
-    header += [metric_header(m, block.directions[m]) for m in block.metrics]
+    header += [metric_header(m, block.directions[m], block.units.get(m, "")) for m in block.metrics]
     if with_ci:
         header.append(f"95% CI {block.primary_metric}")
     body: list[list[str]] = []
@@ -433,7 +470,7 @@ def other_metric_rows(block: Block) -> tuple[list[str], list[list[str]]]:
         lo, hi = float(r["ci_low"]), float(r["ci_high"])
         body.append([
             f"{r['model']} [ref]" if bool(r["reference"]) else str(r["model"]),
-            str(r["metric"]) + (f" [{metric_unit(str(r['metric']))}]" if metric_unit(str(r["metric"])) else ""),
+            str(r["metric"]) + (f" [{block.unit(str(r['metric']))}]" if block.unit(str(r["metric"])) else ""),
             "higher is better" if bool(r["higher_is_better"]) else "lower is better",
             format_mean_std(float(r["mean"]), float(r["std"]), int(r["n"])),
             "-" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]",
@@ -457,11 +494,12 @@ def surveyed_table_rows(block: Block) -> tuple[list[str], list[list[str]]]:
 
 
 def console_table(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[ResultRecord | Mapping[str, Any]],
     surveyed: pd.DataFrame | None = None,
     *,
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
+    latest: bool = False,
 ) -> str:
     """Plain-text comparison table: one block per task family and dataset.
 
@@ -470,8 +508,9 @@ def console_table(
     family and metric with their comparability, and a line saying that rows on other
     datasets are not directly comparable.
     """
-    blocks = blocks_from_records(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task)
-    parts: list[str] = []
+    blocks, legend = blocks_and_legend(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task,
+                                       latest=latest)
+    parts: list[str] = [legend.text(), ""] if legend else []
     for block in blocks:
         title = f"== {block.family} | dataset: {block.dataset} =="
         header, body = our_table_rows(block, with_ci=True)

@@ -32,15 +32,17 @@ __all__ = ["METRICS", "classification_metrics"]
 TOP_K = 5
 
 METRICS: dict[str, MetricSpec] = {
-    "ACC": MetricSpec("ACC", True, "top-1 accuracy (argmax of the scores; lowest index wins ties)"),
+    "ACC": MetricSpec("ACC", True, "top-1 accuracy (argmax of the scores; lowest index wins ties)", unit="fraction", lower=0.0, upper=1.0),
     "top5_ACC": MetricSpec(
         "top5_ACC",
         True,
         "top-5 accuracy, ties counted pessimistically (at most 5 classes score >= the true one); "
         "only with scores and >= 5 classes",
+        unit="fraction", lower=0.0, upper=1.0,
     ),
     "macro_F1": MetricSpec(
-        "macro_F1", True, "unweighted mean F1 over the classes present in the true or predicted labels"
+        "macro_F1", True, "unweighted mean F1 over the classes present in the true or predicted labels",
+        unit="fraction", lower=0.0, upper=1.0,
     ),
 }
 

@@ -1,18 +1,6 @@
 """Clip classification task adapter (linear probe and k-NN on frozen embeddings).
 
-Protocol (frozen embeddings, as the survey's downstream evaluations on UCF101 / HMDB51 /
-ESC-50 and HEAR's scene tasks): the model embeds the train, val and test clips with
-``embed_audio`` / ``embed_visual`` (never fine-tuned). Three views are probed: audio,
-visual and fused (the concatenation of the L2-normalised audio and visual embeddings).
-Per view, a multinomial logistic-regression probe (L2 penalty, lbfgs) is trained on the
-train embeddings standardised with train statistics; its inverse regularisation ``C`` is
-chosen on the val split's accuracy from a small log grid (ties: the stronger penalty). With
-the task option ``probe=mlp`` a one-hidden-layer MLP probe trained with AdamW and early
-stopping on the val split replaces it. Independently, a cosine 10-NN classifier votes with
-the train embeddings (ties: the class of the nearer neighbour). The fused probe gives the
-headline ``ACC`` / ``top5_ACC`` / ``macro_F1``; the other views carry suffixes
-(``ACC_audio``, ``kNN_ACC_visual``, ...). Audio-only datasets (``spec.extra["audio_only"]``)
-probe the audio view alone and report it under the unsuffixed keys.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -27,7 +15,7 @@ from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..heads import head_batch_size, train_head
 from .metrics import METRICS as _BASE_METRICS
 from .metrics import classification_metrics
@@ -41,13 +29,18 @@ PROBES = ("linear", "mlp")
 _EMBED_BATCH = 128
 
 METRICS: dict[str, MetricSpec] = {
-    **{k: MetricSpec(k, m.higher_is_better, f"{m.description}; probe on the fused view")
+    **{k: m.model_copy(update={"description": f"{m.description}; probe on the fused view"})
        for k, m in _BASE_METRICS.items()},
-    "ACC_audio": MetricSpec("ACC_audio", True, "top-1 accuracy of the probe on the audio embeddings"),
-    "ACC_visual": MetricSpec("ACC_visual", True, "top-1 accuracy of the probe on the visual embeddings"),
-    "kNN_ACC": MetricSpec("kNN_ACC", True, f"cosine {KNN_K}-NN accuracy on the fused view (train embeddings vote)"),
-    "kNN_ACC_audio": MetricSpec("kNN_ACC_audio", True, f"cosine {KNN_K}-NN accuracy on the audio embeddings"),
-    "kNN_ACC_visual": MetricSpec("kNN_ACC_visual", True, f"cosine {KNN_K}-NN accuracy on the visual embeddings"),
+    "ACC_audio": MetricSpec("ACC_audio", True, "top-1 accuracy of the probe on the audio embeddings",
+                        unit="fraction", lower=0.0, upper=1.0),
+    "ACC_visual": MetricSpec("ACC_visual", True, "top-1 accuracy of the probe on the visual embeddings",
+                        unit="fraction", lower=0.0, upper=1.0),
+    "kNN_ACC": MetricSpec("kNN_ACC", True, f"cosine {KNN_K}-NN accuracy on the fused view (train embeddings vote)",
+                        unit="fraction", lower=0.0, upper=1.0),
+    "kNN_ACC_audio": MetricSpec("kNN_ACC_audio", True, f"cosine {KNN_K}-NN accuracy on the audio embeddings",
+                        unit="fraction", lower=0.0, upper=1.0),
+    "kNN_ACC_visual": MetricSpec("kNN_ACC_visual", True, f"cosine {KNN_K}-NN accuracy on the visual embeddings",
+                        unit="fraction", lower=0.0, upper=1.0),
 }
 
 
@@ -217,14 +210,36 @@ def _check_split_labels(split: AVSplit, name: str, num_classes: int, source: str
     return labels
 
 
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen embeddings, as the survey's downstream evaluations on UCF101 / HMDB51 / ESC-50 and "
+    "HEAR's scene tasks): the model embeds the train, val and test clips with ``embed_audio`` / "
+    "``embed_visual`` (never fine-tuned). Three views are probed: audio, visual and fused (the "
+    "concatenation of the L2-normalised audio and visual embeddings). Per view, a multinomial "
+    "logistic-regression probe (L2 penalty, lbfgs) is trained on the train embeddings standardised with "
+    "train statistics; its inverse regularisation ``C`` is chosen on the val split's accuracy from a "
+    "small log grid (ties: the stronger penalty). With the task option ``probe=mlp`` a one-hidden-layer "
+    "MLP probe trained with AdamW and early stopping on the val split replaces it. Independently, a "
+    "cosine 10-NN classifier votes with the train embeddings (ties: the class of the nearer neighbour). "
+    "The fused probe gives the headline ``ACC`` / ``top5_ACC`` / ``macro_F1``; the other views carry "
+    "suffixes (``ACC_audio``, ``kNN_ACC_visual``, ...). Audio-only datasets "
+    "(``spec.extra[\"audio_only\"]``) probe the audio view alone and report it under the unsuffixed keys."
+)
+
+
 class ClassificationTask(Task):
     name = "classification"
     version = "1"
-    metrics = METRICS
-    headline = ("ACC", "top5_ACC", "macro_F1")
-    needs = ()
-    pred_keys = "scores (N, C) float (argmax = prediction; enables top5_ACC) or labels (N,) int; scores win if both"
-    ref_keys = "labels (N,) int"
+    metadata = TaskMetadata(
+        name="classification",
+        main_score="ACC",
+        headline=("ACC", "top5_ACC", "macro_F1"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format="scores (N, C) float (argmax = prediction; enables top5_ACC) or labels (N,) int; scores win if both",
+        ref_format="labels (N,) int",
+        needs=(),
+    )
     export_inputs = ("test split audio (N, T, Fa) and visual (N, T, C, H, W) in item order; the model predicts "
                      "one class per test clip (train and val splits with labels are there to train on)")
 

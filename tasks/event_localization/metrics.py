@@ -24,10 +24,12 @@ __all__ = ["METRICS", "event_localization_metrics"]
 
 METRICS: dict[str, MetricSpec] = {
     "ACC": MetricSpec(
-        "ACC", True, "segment-level accuracy over all N*T segments (argmax; lowest index wins ties)"
+        "ACC", True, "segment-level accuracy over all N*T segments (argmax; lowest index wins ties)",
+        unit="fraction", lower=0.0, upper=1.0,
     ),
     "video_ACC": MetricSpec(
-        "video_ACC", True, "share of videos whose every segment is predicted right (suite addition)"
+        "video_ACC", True, "share of videos whose every segment is predicted right (suite addition)",
+        unit="fraction", lower=0.0, upper=1.0,
     ),
 }
 

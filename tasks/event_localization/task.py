@@ -1,18 +1,6 @@
 """Audio-visual event localization task adapter (supervised AVE protocol, frozen segment features).
 
-Protocol (frozen features, a small head trained by the suite; AVE protocol of Tian et al.
-2018, as Lin and Wang and Duan et al. report it): every clip is cut into T segments, each
-labelled with one of the event classes or background (C = num_classes + 1). The model
-gives per-segment audio and visual features (``embed_audio_segments`` /
-``embed_visual_segments``, capability ``segments``), never fine-tuned; they are
-concatenated per segment, ``[a_t, v_t]``, and standardised with train statistics. The
-suite trains a head on the train split with cross-entropy over all segments: by default
-a linear layer applied to every segment, or with the task option ``event_head=gru`` a
-one-layer bidirectional GRU over the segments followed by a linear layer (the temporal
-model of Tian et al.). Training is seeded, uses AdamW on mini-batches of clips and keeps
-the epoch with the best val segment accuracy (early stopping). ``ACC`` is the accuracy
-over all test segments; ``video_ACC`` (a suite addition) the share of test clips whose
-every segment is right.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -27,7 +15,7 @@ from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..heads import head_batch_size, train_head
 from .metrics import METRICS as _BASE_METRICS
 from .metrics import event_localization_metrics
@@ -151,15 +139,36 @@ def train_segment_head(
 
 
 # ----------------------------------------------------------------------------- task
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen features, a small head trained by the suite; AVE protocol of Tian et al. 2018, as "
+    "Lin and Wang and Duan et al. report it): every clip is cut into T segments, each labelled with one "
+    "of the event classes or background (C = num_classes + 1). The model gives per-segment audio and "
+    "visual features (``embed_audio_segments`` / ``embed_visual_segments``, capability ``segments``), "
+    "never fine-tuned; they are concatenated per segment, ``[a_t, v_t]``, and standardised with train "
+    "statistics. The suite trains a head on the train split with cross-entropy over all segments: by "
+    "default a linear layer applied to every segment, or with the task option ``event_head=gru`` a "
+    "one-layer bidirectional GRU over the segments followed by a linear layer (the temporal model of Tian "
+    "et al.). Training is seeded, uses AdamW on mini-batches of clips and keeps the epoch with the best "
+    "val segment accuracy (early stopping). ``ACC`` is the accuracy over all test segments; ``video_ACC`` "
+    "(a suite addition) the share of test clips whose every segment is right."
+)
+
+
 class EventLocalizationTask(Task):
     name = "event_localization"
     version = "1"
-    metrics = METRICS
-    headline = ("ACC", "video_ACC")
-    needs = ("segment_labels",)
-    pred_keys = ("segment_scores (N, T, C) float (argmax = prediction) or segment_labels (N, T) int; "
-                 "scores win if both")
-    ref_keys = "segment_labels (N, T) int, background = num_classes"
+    metadata = TaskMetadata(
+        name="event_localization",
+        main_score="ACC",
+        headline=("ACC", "video_ACC"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format=("segment_scores (N, T, C) float (argmax = prediction) or segment_labels (N, T) int; "
+                     "scores win if both"),
+        ref_format="segment_labels (N, T) int, background = num_classes",
+        needs=("segment_labels",),
+    )
     export_inputs = ("test split audio (N, T, Fa) and visual (N, T, C, H, W), T segments per clip; the model "
                      "predicts one of num_classes + 1 labels (background = num_classes) per segment")
 

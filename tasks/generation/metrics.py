@@ -24,10 +24,12 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
 
 METRICS: dict[str, MetricSpec] = {
-    "FD": MetricSpec("FD", False, "Fréchet distance between Gaussian fits of generated and real features"),
-    "KID": MetricSpec("KID", False, "kernel inception distance: unbiased cubic-kernel MMD^2, mean over subsets"),
-    "KID_std": MetricSpec("KID_std", False, "standard deviation of KID over subsets"),
-    "MRR": MetricSpec("MRR", True, "mean reciprocal rank of the paired real item retrieved by cosine similarity"),
+    "FD": MetricSpec("FD", False, "Fréchet distance between Gaussian fits of generated and real features", unit="score",
+                     lower=0.0),
+    "KID": MetricSpec("KID", False, "kernel inception distance: unbiased cubic-kernel MMD^2, mean over subsets", unit="score"),
+    "KID_std": MetricSpec("KID_std", False, "standard deviation of KID over subsets", unit="score", lower=0.0),
+    "MRR": MetricSpec("MRR", True, "mean reciprocal rank of the paired real item retrieved by cosine similarity", unit="fraction",
+                      lower=0.0, upper=1.0),
 }
 
 #: Largest ``N + M`` for which KID precomputes the full Gram matrix of both sets.

@@ -1,18 +1,6 @@
 """Sound-to-image generation: FD, KID and paired-retrieval MRR of generated frames.
 
-Protocol (frozen audio embeddings + suite-trained decoder), as sound-to-image work such as
-Fanzeres and Nadeu (2021) and Athanasiadis et al. (2020): a decoder (linear layer, then
-transposed convolutions) learns to draw each clip's target frame from the model's frozen
-``embed_audio`` (standardised with train statistics), trained with an L1 loss (plus, when
-the task option ``gen_adv`` is a positive weight, a non-saturating GAN term from a small
-discriminator; off by default for speed), keeping the epoch of lowest validation L1.
-Generated and real test frames are compared in the feature space of a small CNN the suite
-trains once per dataset to classify the train frames (the "Inception" of this suite,
-cached on disk): Fréchet distance (FD), KID (unbiased cubic-kernel MMD^2) and the MRR of
-retrieving each clip's own real frame from its generated one (Zhu et al., 2021b). Frames
-are compared at the protocol resolution (at most 64 pixels a side). With the option
-``inception_weights`` (pytorch-fid's file) real-image FID with the FID Inception network
-is added. A model with the ``generation`` capability is scored with its own ``generate``.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -29,7 +17,7 @@ from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
 from avcl_bench.benchmark.errors import ConfigError, InputError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .feature_net import (FEATURE_NET_VERSION, frame_features, load_or_train, net_features, protocol_size,
                           to_protocol_images)
 from .metrics import METRICS as _METRICS
@@ -37,7 +25,8 @@ from .metrics import frechet_distance, generation_metrics
 
 METRICS: dict[str, MetricSpec] = {
     **_METRICS,
-    "FID": MetricSpec("FID", False, "Fréchet distance of FID Inception-v3 pool3 features (only with --inception-weights)"),
+    "FID": MetricSpec("FID", False, "Fréchet distance of FID Inception-v3 pool3 features (only with --inception-weights)",
+                      unit="score", lower=0.0),
 }
 
 __all__ = ["GenerationTask", "FrameDecoder", "METRICS", "frame_features", "protocol_size"]
@@ -108,6 +97,23 @@ def _embed_audio(model: Any, split: AVSplit, device: str, batch_size: int = 128)
     return check_array(np.concatenate(out), "model output", "embed_audio", ndim=2, kind="float")
 
 
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen audio embeddings + suite-trained decoder), as sound-to-image work such as Fanzeres "
+    "and Nadeu (2021) and Athanasiadis et al. (2020): a decoder (linear layer, then transposed "
+    "convolutions) learns to draw each clip's target frame from the model's frozen ``embed_audio`` "
+    "(standardised with train statistics), trained with an L1 loss (plus, when the task option "
+    "``gen_adv`` is a positive weight, a non-saturating GAN term from a small discriminator; off by "
+    "default for speed), keeping the epoch of lowest validation L1. Generated and real test frames are "
+    "compared in the feature space of a small CNN the suite trains once per dataset to classify the train "
+    "frames (the \"Inception\" of this suite, cached on disk): Fréchet distance (FD), KID (unbiased "
+    "cubic-kernel MMD^2) and the MRR of retrieving each clip's own real frame from its generated one (Zhu "
+    "et al., 2021b). Frames are compared at the protocol resolution (at most 64 pixels a side). With the "
+    "option ``inception_weights`` (pytorch-fid's file) real-image FID with the FID Inception network is "
+    "added. A model with the ``generation`` capability is scored with its own ``generate``."
+)
+
+
 class GenerationTask(Task):
     """Sound-to-image generation scored in the feature space of the dataset's feature network.
 
@@ -122,11 +128,16 @@ class GenerationTask(Task):
 
     name = "generation"
     version = "1"
-    metrics = METRICS
-    headline = ("FD", "KID", "MRR")
-    needs = ("frames",)
-    pred_keys = "features (N, D) float: frame_features(dataset, generated images) of the test clips in order"
-    ref_keys = "features (M, D) float: frame_features of the real test frames (MRR needs N == M, paired)"
+    metadata = TaskMetadata(
+        name="generation",
+        main_score="FD",
+        headline=("FD", "KID", "MRR"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format="features (N, D) float: frame_features(dataset, generated images) of the test clips in order",
+        ref_format="features (M, D) float: frame_features of the real test frames (MRR needs N == M, paired)",
+        needs=("frames",),
+    )
 
     #: decoder training settings (epochs are capped in quick mode)
     epochs: int = 30

@@ -67,11 +67,12 @@ CIOU_THRESHOLD = 0.5
 _CHUNK = 64  # samples scored at once
 
 METRICS: dict[str, MetricSpec] = {
-    "cIoU": MetricSpec("cIoU", True, "share of samples whose consensus IoU is >= 0.5 (LVS protocol)"),
+    "cIoU": MetricSpec("cIoU", True, "share of samples whose consensus IoU is >= 0.5 (LVS protocol)", unit="fraction", lower=0.0, upper=1.0),
     "AUC": MetricSpec(
-        "AUC", True, "area under the success curve mean(cIoU_n >= x) for x = 0, 0.05, ..., 1"
+        "AUC", True, "area under the success curve mean(cIoU_n >= x) for x = 0, 0.05, ..., 1",
+        unit="fraction", lower=0.0, upper=1.0,
     ),
-    "mean_cIoU": MetricSpec("mean_cIoU", True, "mean per-sample consensus IoU"),
+    "mean_cIoU": MetricSpec("mean_cIoU", True, "mean per-sample consensus IoU", unit="fraction", lower=0.0, upper=1.0),
 }
 
 

@@ -1,15 +1,6 @@
 """Visual sound-source localization task adapter (frozen audio-visual similarity, LVS protocol).
 
-Protocol (frozen embeddings, no head is trained, as LVS / Chen et al. 2021 evaluate): for
-every test clip the heatmap is the cosine similarity between the clip's audio embedding
-(``embed_audio`` on the whole clip's audio) and each spatial position of the model's
-visual map (``embed_visual_spatial``, capability ``spatial``). The map is computed on the
-clip's single target frame (the ``frames`` field, given as a one-frame clip ``(B, 1, 3, H,
-W)``) when the dataset has frames of the model's input size, else on the clip's visual
-input. Heatmaps are scored against the ground-truth masks by the LVS metrics (bilinear
-resize to the mask size, keep the top half of the pixels, consensus IoU): ``cIoU`` (share
-of clips with cIoU >= 0.5), ``AUC`` and ``mean_cIoU``. Clips with an empty mask are refused
-unless the task option ``empty_mask=zero`` scores them 0 as the LVS script does.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -24,7 +15,7 @@ from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, to_float_tensor, visual_batch
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .metrics import CIOU_THRESHOLD, ciou_per_sample, localization_metrics, summarize_ciou
 from .metrics import METRICS as _BASE_METRICS
 
@@ -93,14 +84,33 @@ def _check_mode(empty_mask: object) -> str:
     return str(empty_mask)
 
 
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen embeddings, no head is trained, as LVS / Chen et al. 2021 evaluate): for every test "
+    "clip the heatmap is the cosine similarity between the clip's audio embedding (``embed_audio`` on the "
+    "whole clip's audio) and each spatial position of the model's visual map (``embed_visual_spatial``, "
+    "capability ``spatial``). The map is computed on the clip's single target frame (the ``frames`` "
+    "field, given as a one-frame clip ``(B, 1, 3, H, W)``) when the dataset has frames of the model's "
+    "input size, else on the clip's visual input. Heatmaps are scored against the ground-truth masks by "
+    "the LVS metrics (bilinear resize to the mask size, keep the top half of the pixels, consensus IoU): "
+    "``cIoU`` (share of clips with cIoU >= 0.5), ``AUC`` and ``mean_cIoU``. Clips with an empty mask are "
+    "refused unless the task option ``empty_mask=zero`` scores them 0 as the LVS script does."
+)
+
+
 class LocalizationTask(Task):
     name = "localization"
     version = "1"
-    metrics = METRICS
-    headline = ("cIoU", "AUC", "mean_cIoU")
-    needs = ("masks",)
-    pred_keys = "heatmaps (N, h, w) float, higher = sounding (resized bilinearly to the masks' size)"
-    ref_keys = "masks (N, H, W) float in [0, 1]"
+    metadata = TaskMetadata(
+        name="localization",
+        main_score="cIoU",
+        headline=("cIoU", "AUC", "mean_cIoU"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format="heatmaps (N, h, w) float, higher = sounding (resized bilinearly to the masks' size)",
+        ref_format="masks (N, H, W) float in [0, 1]",
+        needs=("masks",),
+    )
     export_inputs = ("test split audio (N, T, Fa) and the target frame of each clip (frames (N, 3, H, W), else "
                      "visual (N, T, C, H, W)); the model returns one heatmap per clip, aligned with the masks")
 

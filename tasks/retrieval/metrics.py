@@ -73,18 +73,21 @@ DIRECTIONS: tuple[str, ...] = ("a2v", "v2a")
 BLOCK_BYTES = 16 * 2**20
 
 METRICS: dict[str, MetricSpec] = {
-    "mAP": MetricSpec("mAP", True, "mean of mAP_a2v and mAP_v2a"),
+    "mAP": MetricSpec("mAP", True, "mean of mAP_a2v and mAP_v2a", unit="fraction", lower=0.0, upper=1.0),
     **{
-        f"mAP_{d}": MetricSpec(f"mAP_{d}", True, f"mean average precision of {d} queries, class-level relevance, pessimistic ties")
+        f"mAP_{d}": MetricSpec(f"mAP_{d}", True, f"mean average precision of {d} queries, class-level relevance, pessimistic ties",
+                              unit="fraction", lower=0.0, upper=1.0)
         for d in DIRECTIONS
     },
     **{
-        f"R@{k}_{d}": MetricSpec(f"R@{k}_{d}", True, f"share of {d} queries whose own pair ranks in the top {k} (paired data)")
+        f"R@{k}_{d}": MetricSpec(f"R@{k}_{d}", True, f"share of {d} queries whose own pair ranks in the top {k} (paired data)",
+                                unit="fraction", lower=0.0, upper=1.0)
         for d in DIRECTIONS
         for k in RECALL_KS
     },
     **{
-        f"MedR_{d}": MetricSpec(f"MedR_{d}", False, f"median 1-based rank of the own pair of {d} queries (paired data)")
+        f"MedR_{d}": MetricSpec(f"MedR_{d}", False, f"median 1-based rank of the own pair of {d} queries (paired data)",
+                                unit="rank", lower=1.0)
         for d in DIRECTIONS
     },
 }

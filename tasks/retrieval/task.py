@@ -1,9 +1,6 @@
 """Cross-modal retrieval task adapter.
 
-Protocol (frozen embeddings, no head): embed the test split with the model's
-``embed_audio`` / ``embed_visual``, rank the other modality's items by cosine similarity
-in both directions, class-level relevance (same clip label), as the survey's VEGAS/AVE
-rows. Paired galleries (item i of audio pairs with item i of visual) add R@K and MedR.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import numpy as np
 from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.errors import InputError
 
-from ..base import EvalContext, Task, TaskResult
+from ..base import EvalContext, Task, TaskMetadata, TaskResult
 from .metrics import METRICS, average_precision, retrieval_metrics
 
 
@@ -41,14 +38,28 @@ def per_query_ap(a: np.ndarray, v: np.ndarray, labels: np.ndarray) -> dict[str, 
     return {"mAP_a2v": a2v.tolist(), "mAP_v2a": v2a.tolist(), "mAP": np.concatenate([a2v, v2a]).tolist()}
 
 
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen embeddings, no head): embed the test split with the model's ``embed_audio`` / "
+    "``embed_visual``, rank the other modality's items by cosine similarity in both directions, "
+    "class-level relevance (same clip label), as the survey's VEGAS/AVE rows. Paired galleries (item i of "
+    "audio pairs with item i of visual) add R@K and MedR."
+)
+
+
 class RetrievalTask(Task):
     name = "retrieval"
     version = "1"
-    metrics = METRICS
-    headline = ("mAP", "mAP_a2v", "mAP_v2a", "R@10_a2v")
-    needs = ()
-    pred_keys = "audio (N, D) float, visual (M, D) float"
-    ref_keys = "audio_labels (N,) int, visual_labels (M,) int"
+    metadata = TaskMetadata(
+        name="retrieval",
+        main_score="mAP",
+        headline=("mAP", "mAP_a2v", "mAP_v2a", "R@10_a2v"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format="audio (N, D) float, visual (M, D) float",
+        ref_format="audio_labels (N,) int, visual_labels (M,) int",
+        needs=(),
+    )
 
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
         a, v = embed_test(model, dataset, ctx)

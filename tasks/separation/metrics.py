@@ -42,10 +42,10 @@ _CHUNK_BYTES = 256 * 2**20
 BACKENDS = ("auto", "torch", "mir_eval")
 
 METRICS: dict[str, MetricSpec] = {
-    "SDR": MetricSpec("SDR", True, "signal-to-distortion ratio in dB (BSS-eval v3, known source order), mean over (mixture, source)"),
-    "SIR": MetricSpec("SIR", True, "signal-to-interference ratio in dB (BSS-eval v3), mean over (mixture, source)"),
-    "SAR": MetricSpec("SAR", True, "signal-to-artifacts ratio in dB (BSS-eval v3), mean over (mixture, source)"),
-    "NSDR": MetricSpec("NSDR", True, "SDR of the estimate minus SDR of the unprocessed mixture, mean over (mixture, source)"),
+    "SDR": MetricSpec("SDR", True, "signal-to-distortion ratio in dB (BSS-eval v3, known source order), mean over (mixture, source)", unit="dB"),
+    "SIR": MetricSpec("SIR", True, "signal-to-interference ratio in dB (BSS-eval v3), mean over (mixture, source)", unit="dB"),
+    "SAR": MetricSpec("SAR", True, "signal-to-artifacts ratio in dB (BSS-eval v3), mean over (mixture, source)", unit="dB"),
+    "NSDR": MetricSpec("NSDR", True, "SDR of the estimate minus SDR of the unprocessed mixture, mean over (mixture, source)", unit="dB"),
 }
 
 

@@ -1,18 +1,6 @@
 """Visually guided sound separation (mix-and-separate): SDR, SIR, SAR and NSDR.
 
-Protocol (frozen visual embeddings + suite-trained mask head), as Sound of Pixels (Zhao
-et al., 2018): two test clips of different classes are mixed (mixture = clean source 1 +
-clean source 2); the head sees the mixture's log-magnitude STFT (Hann window of 64 ms,
-hop 16 ms, n_fft 256 / hop 64 at 4 kHz) and the model's frozen ``embed_visual`` of the
-clip whose sound is wanted (FiLM conditioning), predicts a ratio mask in [0, 1] per
-time-frequency bin, and the source is rebuilt with the mixture phase (inverse STFT).
-The head (1-D convolutions over time, frequency bins as channels) is trained on train
-mixtures re-paired every epoch with a log-magnitude-weighted BCE to the ideal ratio mask,
-keeping the epoch of lowest validation loss. Scored with BSS-eval v3 (mir_eval-equivalent,
-known source order) on fixed test mixtures: each test clip appears once (clips sorted by
-class and paired half-way apart, at most 200 mixtures). A model with the ``separation``
-capability is scored with its own ``separate`` instead. References: the ideal ratio mask
-(oracle) and the unprocessed mixture.
+The protocol text is :data:`PROTOCOL` (written into every record via ``metadata``).
 """
 from __future__ import annotations
 
@@ -29,7 +17,7 @@ from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, visual_batch
 from avcl_bench.benchmark.errors import InputError
 
-from ..base import EvalContext, MetricSpec, Task, TaskResult
+from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .metrics import METRICS as _METRICS
 from .metrics import FILTER_LENGTH, bss_eval_batch
 
@@ -179,6 +167,23 @@ def _ideal_ratio_masks(specs: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- task
+#: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
+PROTOCOL = (
+    "Protocol (frozen visual embeddings + suite-trained mask head), as Sound of Pixels (Zhao et al., "
+    "2018): two test clips of different classes are mixed (mixture = clean source 1 + clean source 2); "
+    "the head sees the mixture's log-magnitude STFT (Hann window of 64 ms, hop 16 ms, n_fft 256 / hop 64 "
+    "at 4 kHz) and the model's frozen ``embed_visual`` of the clip whose sound is wanted (FiLM "
+    "conditioning), predicts a ratio mask in [0, 1] per time-frequency bin, and the source is rebuilt "
+    "with the mixture phase (inverse STFT). The head (1-D convolutions over time, frequency bins as "
+    "channels) is trained on train mixtures re-paired every epoch with a log-magnitude-weighted BCE to "
+    "the ideal ratio mask, keeping the epoch of lowest validation loss. Scored with BSS-eval v3 "
+    "(mir_eval-equivalent, known source order) on fixed test mixtures: each test clip appears once (clips "
+    "sorted by class and paired half-way apart, at most 200 mixtures). A model with the ``separation`` "
+    "capability is scored with its own ``separate`` instead. References: the ideal ratio mask (oracle) "
+    "and the unprocessed mixture."
+)
+
+
 class SeparationTask(Task):
     """Mix-and-separate sound separation guided by the visual embedding of the wanted clip.
 
@@ -191,12 +196,17 @@ class SeparationTask(Task):
 
     name = "separation"
     version = "1"
-    metrics = METRICS
-    headline = ("SDR", "SIR", "SAR", "NSDR")
-    needs = ("sources",)
-    pred_keys = "estimates (N, S, L) float, estimate [n, j] of source j of mixture n"
-    ref_keys = "sources (N, S, L) float, mixtures (N, L) float (optional, for NSDR)"
-    reference_names = ("oracle_irm", "mixture")
+    metadata = TaskMetadata(
+        name="separation",
+        main_score="SDR",
+        headline=("SDR", "SIR", "SAR", "NSDR"),
+        metrics=METRICS,
+        protocol=PROTOCOL,
+        pred_format="estimates (N, S, L) float, estimate [n, j] of source j of mixture n",
+        ref_format="sources (N, S, L) float, mixtures (N, L) float (optional, for NSDR)",
+        needs=("sources",),
+        reference_names=("oracle_irm", "mixture"),
+    )
 
     #: head training settings (epochs are capped in quick mode)
     epochs: int = 20

@@ -33,6 +33,22 @@ SEED_VALUES: dict[tuple[str, str], dict[str, dict[str, list[float]]]] = {
 }
 SINGLE_ITEMS = [0.1, 0.2, 0.3, 0.4, 0.5]  # mean 0.3 == single's mAP
 HIGHER = {"mAP": True, "MedR_a2v": False, "ACC": True, "macro_F1": True}
+UNITS = {"mAP": "fraction", "MedR_a2v": "rank", "ACC": "fraction", "macro_F1": "fraction"}
+#: task -> (main score, headline) of the hand-written task metadata
+TASK_HEADLINE = {"retrieval": ("mAP", ["mAP"]), "classification": ("ACC", ["ACC", "macro_F1"])}
+TASK_METRICS = {"retrieval": ["mAP", "MedR_a2v"], "classification": ["ACC", "macro_F1"]}
+
+
+def task_meta(task: str) -> dict[str, Any]:
+    """The ``task_meta`` object of a record (what ``TaskMetadata.model_dump`` writes)."""
+    main, headline = TASK_HEADLINE[task]
+    return {
+        "name": task, "main_score": main, "headline": headline,
+        "metrics": {m: {"name": m, "higher_is_better": HIGHER[m], "unit": UNITS[m], "description": ""}
+                    for m in TASK_METRICS[task]},
+        "protocol": "frozen-embedding cosine", "pred_format": "", "ref_format": "", "needs": [],
+        "reference_names": [],
+    }
 
 
 def make_record(model: str, task: str, dataset: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
@@ -44,15 +60,15 @@ def make_record(model: str, task: str, dataset: str, seed: int, metrics: dict[st
         "dataset": dataset,
         "seed": seed,
         "metrics": metrics,
-        "higher_is_better": {m: HIGHER[m] for m in metrics},
+        "schema_version": 2,
         "config": {"model": model, "task": task, "dataset": dataset, "seed": seed, "epochs": 2},
         "provenance": {
             "suite_version": "0.1.0", "git_commit": "abc123", "python": "3.11.7", "torch": "2.13.0",
             "numpy": "2.4.6", "device": "cpu", "created_at": "2026-11-26T10:00:00Z", "duration_s": 1.2,
         },
         "key": f"{abs(hash((model, task, dataset, seed))) % 10**12:012x}"[:12],
-        "task_version": "1",
         "protocol": "frozen-embedding cosine",
+        "task_meta": task_meta(task),
         "model_info": {"encoder": encoder, "objective": objective, "learning": learning,
                        "papers": ["Chen et al., 2021"], "reference": reference},
     }

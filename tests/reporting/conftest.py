@@ -6,7 +6,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from avcl_bench.benchmark.reporting.records import load_records, load_surveyed
+from avcl_bench.benchmark.reporting.records import load_records
+from avcl_bench.benchmark.surveyed import load_table1_long
 
 from ._builders import SURVEYED_CSV, write_results
 
@@ -24,4 +25,4 @@ def records(results_dir: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def surveyed() -> pd.DataFrame:
-    return load_surveyed(SURVEYED_CSV)
+    return load_table1_long(SURVEYED_CSV)

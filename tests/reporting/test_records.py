@@ -10,15 +10,13 @@ import pytest
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.benchmark.reporting.records import (
     FRAME_COLUMNS,
-    RECORD_KEYS,
-    canonical_dataset_id,
     is_record_like,
     load_records,
-    load_surveyed,
     metric_matches_key,
     records_frame,
-    validate_record,
 )
+from avcl_bench.benchmark.schema import ResultRecord, record_from_json
+from avcl_bench.benchmark.surveyed import load_table1_long, resolve_dataset_id
 
 from ._builders import SURVEYED_CSV, all_records, make_record
 
@@ -30,9 +28,13 @@ def _write(root: Path, name: str, obj: Any) -> Path:
     return path
 
 
-def test_load_records_finds_all_and_skips_manifest(records: list[dict]) -> None:
+#: top-level keys a record must have (``item_metrics`` and ``submission`` are optional)
+RECORD_KEYS = tuple(k for k, f in ResultRecord.model_fields.items() if f.is_required()) + ("schema_version",)
+
+
+def test_load_records_finds_all_and_skips_manifest(records: list[ResultRecord]) -> None:
     assert len(records) == len(all_records()) == 19
-    assert all("_source" in r and not r["_source"].endswith("manifest.json") for r in records)
+    assert all(r.source and not r.source.endswith("manifest.json") for r in records)
     keys = [(r["task"], r["dataset"], r["model"], r["seed"]) for r in records]
     assert keys == sorted(keys)
 
@@ -52,8 +54,14 @@ def test_missing_key_names_file_and_key(tmp_path: Path, key: str) -> None:
     [
         (lambda r: r["model_info"].pop("reference"), "model_info.reference"),
         (lambda r: r["model_info"].pop("encoder"), "model_info.encoder"),
-        (lambda r: r["higher_is_better"].pop("mAP"), "higher_is_better.mAP"),
-        (lambda r: r["higher_is_better"].update(mAP="yes"), "higher_is_better.mAP"),
+        (lambda r: r["task_meta"]["metrics"]["mAP"].pop("higher_is_better"), "task_meta.metrics.mAP.higher_is_better"),
+        (lambda r: r["task_meta"]["metrics"]["mAP"].update(higher_is_better="yes"),
+         "task_meta.metrics.mAP.higher_is_better"),
+        (lambda r: r["task_meta"]["metrics"]["mAP"].update(unit="percent"), "task_meta.metrics.mAP.unit"),
+        (lambda r: r["task_meta"]["metrics"].pop("mAP"), "task_meta"),
+        (lambda r: r["metrics"].update(R_at_1=0.5), "metrics.R_at_1"),
+        (lambda r: r.update(schema_version=1), "schema_version"),
+        (lambda r: r.update(extra_field=1), "extra_field"),
         (lambda r: r["metrics"].update(mAP=float("nan")), "metrics.mAP"),
         (lambda r: r["metrics"].update(mAP="0.5"), "metrics.mAP"),
         (lambda r: r.update(seed="0"), "seed"),
@@ -76,7 +84,7 @@ def test_bad_fields_raise(tmp_path: Path, mutate, field: str) -> None:
 def test_median_item_metrics_accepted() -> None:
     rec = make_record("infonce", "retrieval", "avsynth", 0, {"mAP": 0.5})
     rec["item_metrics"] = {"mAP": [0.1, 0.5, 0.6]}  # median 0.5, mean 0.4
-    validate_record(rec)
+    record_from_json(rec)
     frame = records_frame([rec])
     assert frame.loc[0, "item_statistic"] == "median"
 
@@ -110,7 +118,7 @@ def test_missing_results_folder(tmp_path: Path) -> None:
         load_records(tmp_path / "nope")
 
 
-def test_records_frame_is_tidy(records: list[dict]) -> None:
+def test_records_frame_is_tidy(records: list[ResultRecord]) -> None:
     frame = records_frame(records)
     assert tuple(frame.columns) == FRAME_COLUMNS
     # retrieval: 4 models x 3 seeds x 2 metrics + 1 single-seed metric; classification: 2 x 3 x 2
@@ -131,35 +139,21 @@ def test_records_frame_validates_in_memory_records() -> None:
         records_frame([rec])
 
 
-def test_load_surveyed_fixture() -> None:
-    frame = load_surveyed(SURVEYED_CSV)
+def test_surveyed_fixture_reads_with_the_one_table1_loader() -> None:
+    frame = load_table1_long(SURVEYED_CSV)
     assert len(frame) == 9
     assert frame["value_normalized"].dtype == float
     truncated = frame[frame.paper == "Recasens et al., 2021"].iloc[0]
-    assert truncated["value_text"] == "93." and truncated["value_normalized"] != truncated["value_normalized"]
+    assert truncated["value_text"] == "93." and bool(truncated["truncated"])
     assert (frame["metric_key"] == "").sum() == 1  # the mAP@50 row has no counterpart
-    assert len(load_surveyed(SURVEYED_CSV.parent)) == 9  # a folder holding table1_long.csv
-
-
-def test_load_surveyed_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="surveyed table not found"):
-        load_surveyed(tmp_path)
-    text = SURVEYED_CSV.read_text()
-    (tmp_path / "table1_long.csv").write_text(text.replace("dataset_id", "dataset_name", 1))
-    with pytest.raises(InputError, match="dataset_id: missing column"):
-        load_surveyed(tmp_path)
-    lines = text.splitlines()
-    lines[2] = lines[2].replace(",0.499,", ",about half,")
-    (tmp_path / "table1_long.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(InputError, match="line 3: value_normalized: not a number"):
-        load_surveyed(tmp_path)
+    assert len(load_table1_long(SURVEYED_CSV.parent)) == 9  # a folder holding table1_long.csv
 
 
 def test_dataset_aliases_and_metric_prefixes() -> None:
-    assert canonical_dataset_id("flickr") == "flickr-soundnet"
-    assert canonical_dataset_id("vggss") == "vgg-ss"
-    assert canonical_dataset_id("ESC50") == "esc-50"
-    assert canonical_dataset_id("avsynth") == "avsynth"
+    assert resolve_dataset_id("flickr") == "flickr-soundnet"
+    assert resolve_dataset_id("vggss") == "vgg-ss"
+    assert resolve_dataset_id("ESC50") == "esc-50"
+    assert resolve_dataset_id("avsynth") == "avsynth"
     assert metric_matches_key("R@10_a2v", "R@10") and metric_matches_key("R@10_v2a", "R@10")
     assert metric_matches_key("mAP", "mAP") and metric_matches_key("mAP_v2a", "mAP")
     assert not metric_matches_key("R@1_a2v", "R@10")

@@ -79,7 +79,7 @@ def test_aggregate_order_follows_family_order(agg: pd.DataFrame) -> None:
 def test_aggregate_rejects_conflicting_direction() -> None:
     a = make_record("infonce", "retrieval", "avsynth", 0, {"mAP": 0.5})
     b = make_record("triplet", "retrieval", "avsynth", 0, {"mAP": 0.4})
-    b["higher_is_better"]["mAP"] = False
+    b["task_meta"]["metrics"]["mAP"]["higher_is_better"] = False
     with pytest.raises(InputError, match="higher_is_better: metric direction disagrees"):
         aggregate(records_frame([a, b]))
 

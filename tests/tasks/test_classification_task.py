@@ -87,7 +87,7 @@ def test_registered_and_docstring_protocol() -> None:
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]
     assert len(paragraphs) >= 2 and "\n" not in paragraphs[0].strip()
     assert set(METRICS) == ALL_KEYS
-    assert ClassificationTask.headline == ("ACC", "top5_ACC", "macro_F1")
+    assert ClassificationTask.metadata.headline == ("ACC", "top5_ACC", "macro_F1")
 
 
 def test_random_model_keys_ranges_and_items(dataset) -> None:

@@ -94,7 +94,7 @@ def test_registered_and_docstring_protocol() -> None:
     assert isinstance(get_task("event_localization"), EventLocalizationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]
     assert len(paragraphs) >= 2 and "\n" not in paragraphs[0].strip()
-    assert set(METRICS) == KEYS and EventLocalizationTask.needs == ("segment_labels",)
+    assert set(METRICS) == KEYS and EventLocalizationTask.metadata.needs == ("segment_labels",)
 
 
 @pytest.mark.parametrize("head", ["linear", "gru"])

@@ -76,7 +76,7 @@ def test_registered_and_docstring_protocol() -> None:
     assert isinstance(get_task("localization"), LocalizationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]
     assert len(paragraphs) >= 2 and "\n" not in paragraphs[0].strip()
-    assert set(METRICS) == KEYS and LocalizationTask.needs == ("masks",)
+    assert set(METRICS) == KEYS and LocalizationTask.metadata.needs == ("masks",)
 
 
 def test_random_model_is_near_chance(dataset) -> None:

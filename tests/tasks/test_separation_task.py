@@ -134,7 +134,7 @@ def test_ideal_ratio_masks_sum_to_one():
 def test_metadata():
     t = task()
     assert set(t.metrics) == KEYS and set(METRICS) == KEYS
-    assert t.needs == ("sources",) and t.reference_names == ("oracle_irm", "mixture")
+    assert t.metadata.needs == ("sources",) and t.metadata.reference_names == ("oracle_irm", "mixture")
     assert all(t.metrics[k].higher_is_better for k in KEYS)
 
 
