@@ -7,7 +7,6 @@ seed, early-stops on the validation split's retrieval mAP and shows a progress b
 """
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -17,7 +16,10 @@ import torch
 from torch import nn
 
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.interface import DataSpec, FitContext
+from avcl_bench.benchmark.training import EpochLog, train_early_stopping
+from avcl_bench.tasks.retrieval.metrics import retrieval_metrics
 
 from .encoders import get_encoder
 
@@ -131,72 +133,35 @@ class EmbeddingModel(nn.Module):
         (DCCA's linear CCA) that the clip embeddings depend on."""
 
     def fit(self, train: AVSplit, val: AVSplit | None, ctx: FitContext) -> None:
-        from avcl_bench.tasks.retrieval.metrics import retrieval_metrics  # late import: tasks depend on benchmark only
-
+        """Train with :func:`~benchmark.training.train_early_stopping`: AdamW, gradients clipped
+        to norm 5, the train batches reshuffled per epoch (seeded), early stopping on the val
+        split's retrieval mAP every ``eval_every`` epochs, keeping the best epoch's weights."""
         cfg = self.train_cfg
         device = torch.device(ctx.device)
         self.to(device)
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         epochs = cfg.quick_epochs if ctx.quick else cfg.epochs
-        best, best_state, bad, history = -np.inf, None, 0, []
-        bar = _progress(range(epochs), ctx, desc=f"train {type(self).__name__}")
-        for epoch in bar:
-            self.on_epoch_start(epoch, epochs)
-            self.train()
-            total, count = 0.0, 0
-            for idx in train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed * 100003 + epoch):
-                if len(idx) < 2:
-                    continue
-                batch = make_batch(train, idx, device)
-                loss = self.loss(batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 5.0)
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            self.on_epoch_end(epoch, train, device)
-            entry = {"epoch": epoch, "train_loss": total / max(count, 1)}
-            if val is not None and (epoch + 1) % cfg.eval_every == 0:
-                a, v = embed_split(self, val, device=str(device))
-                score = retrieval_metrics(a, v, val.labels, val.labels)["mAP"]
-                entry["val_mAP"] = score
-                if score > best + 1e-6:
-                    best, best_state, bad = score, copy.deepcopy(self.state_dict()), 0
-                else:
-                    bad += 1
-            history.append(entry)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
-            if val is not None and bad >= cfg.patience:
-                break
-        if best_state is not None:
-            self.load_state_dict(best_state)
-        self.fit_report = {"epochs_run": len(history), "best_val_mAP": None if best_state is None else float(best),
-                           "history": history}
-        self.eval()
+
+        def val_map(log: EpochLog) -> float | None:
+            if val is None or (log.epoch + 1) % cfg.eval_every != 0:
+                return None
+            a, v = embed_split(self, val, device=str(device))
+            return retrieval_metrics(a, v, val.labels, val.labels)["mAP"]
+
+        result = train_early_stopping(
+            self, opt, lambda epoch: train.batches(cfg.batch_size, shuffle=True, seed=ctx.seed * 100003 + epoch),
+            lambda idx: self.loss(make_batch(train, idx, device)), epochs=epochs, validate=val_map,
+            min_delta=1e-6, patience=cfg.patience, min_batch=2, clip_grad_norm=5.0,
+            on_epoch_start=lambda epoch: self.on_epoch_start(epoch, epochs),
+            on_epoch_end=lambda epoch: self.on_epoch_end(epoch, train, device),
+            show_progress=ctx.progress, desc=f"train {type(self).__name__}", score_name="val_mAP")
+        history = [{"epoch": e.epoch, "train_loss": e.train_loss, **({} if e.score is None else {"val_mAP": e.score})}
+                   for e in result.history]
+        self.fit_report = {"epochs_run": result.epochs_run, "best_val_mAP": result.best_score, "history": history}
 
 
 def make_batch(split: AVSplit, idx: np.ndarray, device: torch.device | str) -> Batch:
     seg = None if split.segment_labels is None else torch.as_tensor(np.asarray(split.segment_labels)[idx]).to(device)
     return Batch(audio=audio_batch(split, idx, device), visual=visual_batch(split, idx, device),
                  labels=torch.as_tensor(np.asarray(split.labels)[idx]).to(device), segment_labels=seg)
-
-
-@torch.no_grad()
-def embed_split(model: Any, split: AVSplit, *, batch_size: int = 128, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Audio and visual clip embeddings of a whole split, as float64 numpy arrays."""
-    a, v = [], []
-    for idx in split.batches(batch_size):
-        a.append(model.embed_audio(audio_batch(split, idx, device)).detach().cpu().double().numpy())
-        v.append(model.embed_visual(visual_batch(split, idx, device)).detach().cpu().double().numpy())
-    return np.concatenate(a), np.concatenate(v)
-
-
-def _progress(it: Any, ctx: FitContext, desc: str) -> Any:
-    if not ctx.progress:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)

@@ -1,18 +1,21 @@
 """Training of the small heads the suite puts on frozen features (probes, segment heads).
 
-One loop serves every head: seeded initialisation and shuffling that leave the global RNG
-state alone, cross-entropy over the last axis (clip logits ``(B, C)`` or segment logits
-``(B, T, C)``), and early stopping on validation accuracy keeping the best epoch.
+:func:`train_head` serves every classification head: seeded initialisation, shuffling
+and dropout that leave the global RNG state alone, cross-entropy over the last axis (clip
+logits ``(B, C)`` or segment logits ``(B, T, C)``), and early stopping on validation
+accuracy keeping the best epoch, through the suite's one loop
+:func:`~benchmark.training.train_early_stopping`.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 
 def head_batch_size(batch_size: int, n_train: int, min_steps: int) -> int:
@@ -35,26 +38,16 @@ def train_head(
         net = make_net().to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
         order_rng = np.random.default_rng(seed)
-        best_acc, best_state, best_epoch, bad, epoch = -1.0, copy.deepcopy(net.state_dict()), -1, 0, -1
-        for epoch in range(epochs):
-            net.train()
-            perm = torch.as_tensor(order_rng.permutation(len(xtr)), device=device)
-            for s in range(0, len(perm), batch_size):
-                idx = perm[s : s + batch_size]
-                logits = net(xtr[idx])
-                loss = nn.functional.cross_entropy(logits.reshape(-1, num_classes), ytr[idx].reshape(-1))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            net.eval()
+
+        def val_accuracy(_: Any) -> float:
             with torch.no_grad():
-                acc = float((net(xva).argmax(dim=-1) == yva).float().mean())
-            if acc > best_acc:
-                best_acc, best_state, best_epoch, bad = acc, copy.deepcopy(net.state_dict()), epoch, 0
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-    net.load_state_dict(best_state)
-    net.eval()
-    return net, {"epochs_run": epoch + 1, "best_epoch": best_epoch, "val_ACC": best_acc, "batch_size": batch_size}
+                return float((net(xva).argmax(dim=-1) == yva).float().mean())
+
+        def ce(idx: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(net(xtr[idx]).reshape(-1, num_classes), ytr[idx].reshape(-1))
+
+        result = train_early_stopping(
+            net, opt, lambda _: minibatches(torch.as_tensor(order_rng.permutation(len(xtr)), device=device), batch_size),
+            ce, epochs=epochs, validate=val_accuracy, patience=patience)
+    return net, {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "val_ACC": result.best_score,
+                 "batch_size": batch_size}

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from avcl_bench.benchmark.arrays import check_array, require
-from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
-from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.benchmark.datasets.base import AVSplit
+from avcl_bench.benchmark.embedding import embed_split
+from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..heads import head_batch_size, train_head
@@ -50,25 +51,13 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
-@torch.no_grad()
-def _embed(model: Any, split: AVSplit, modality: str, device: str) -> np.ndarray:
-    """Clip embeddings ``(N, D)`` of one modality of a split, validated."""
-    fn = model.embed_audio if modality == "audio" else model.embed_visual
-    batch = audio_batch if modality == "audio" else visual_batch
-    parts = [fn(batch(split, idx, device)).detach().cpu().double().numpy() for idx in split.batches(_EMBED_BATCH)]
-    field = f"embed_{modality}"
-    emb = check_array(np.concatenate(parts), "model output", field, ndim=2, kind="float")
-    if len(emb) != len(split):
-        raise ModelError(f"model output: {field}: returned {len(emb)} rows for {len(split)} clips")
-    return emb
-
-
 def _views(model: Any, splits: dict[str, AVSplit], audio_only: bool, device: str) -> dict[str, dict[str, np.ndarray]]:
     """``view -> split -> embeddings`` for the audio, visual and fused views."""
-    audio = {name: _embed(model, s, "audio", device) for name, s in splits.items()}
+    audio = {name: embed_split(model, s, "audio", batch_size=_EMBED_BATCH, device=device) for name, s in splits.items()}
     if audio_only:
         return {"audio": audio}
-    visual = {name: _embed(model, s, "visual", device) for name, s in splits.items()}
+    visual = {name: embed_split(model, s, "visual", batch_size=_EMBED_BATCH, device=device)
+              for name, s in splits.items()}
     fused = {name: np.concatenate([_l2_normalize(audio[name]), _l2_normalize(visual[name])], axis=1)
              for name in splits}
     return {"fused": fused, "audio": audio, "visual": visual}

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from avcl_bench.benchmark.arrays import check_array, require
-from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
+from avcl_bench.benchmark.datasets.base import AVSplit
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
@@ -48,21 +49,15 @@ class HeadConfig:
 
 
 # ----------------------------------------------------------------------------- features
-@torch.no_grad()
 def segment_features(model: Any, split: AVSplit, *, device: str = "cpu", batch_size: int = _EMBED_BATCH) -> np.ndarray:
     """``[a_t, v_t]`` per segment: ``(N, T, Da + Dv)`` float32 from the model's segment embeddings."""
     t_want = int(np.shape(split.segment_labels)[1])
-    parts = []
-    for idx in split.batches(batch_size):
-        a = model.embed_audio_segments(audio_batch(split, idx, device)).detach().cpu().float()
-        v = model.embed_visual_segments(visual_batch(split, idx, device)).detach().cpu().float()
-        for name, t in (("embed_audio_segments", a), ("embed_visual_segments", v)):
-            if t.ndim != 3 or t.shape[0] != len(idx) or t.shape[1] != t_want:
-                raise ModelError(f"model output: {name}: expected shape ({len(idx)}, {t_want}, D), got {tuple(t.shape)}")
-            if not torch.isfinite(t).all():
-                raise ModelError(f"model output: {name}: contains NaN or inf")
-        parts.append(torch.cat([a, v], dim=2).numpy())
-    return np.concatenate(parts)
+    a, v = embed_split(model, split, ("audio_segments", "visual_segments"), batch_size=batch_size, device=device,
+                       dtype=torch.float32)
+    for name, t in (("embed_audio_segments", a), ("embed_visual_segments", v)):
+        if t.shape[1] != t_want:
+            raise ModelError(f"model output: {name}: expected shape ({len(t)}, {t_want}, D), got {t.shape}")
+    return np.concatenate([a, v], axis=2)
 
 
 def _check_segment_labels(split: AVSplit, name: str, num_classes: int, source: str) -> np.ndarray:

@@ -29,6 +29,7 @@ from torch import nn
 
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.benchmark.paths import cache_dir
+from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 #: Bump whenever the architecture or the training recipe changes (invalidates caches).
 FEATURE_NET_VERSION = "1"
@@ -131,26 +132,18 @@ def train_feature_net(dataset: Any, *, progress: bool = False) -> tuple[FeatureN
         net = FeatureNet(num_classes, size)
     opt = torch.optim.Adam(net.parameters(), lr=LR, weight_decay=1e-4)
     rng = np.random.default_rng(FEATURE_NET_SEED)
-    epochs = range(EPOCHS)
-    if progress:
-        from tqdm.auto import tqdm
 
-        epochs = tqdm(epochs, desc="train generation feature net", leave=False, dynamic_ncols=True)
-    for _ in epochs:
-        net.train()
-        order = torch.from_numpy(rng.permutation(len(y)))
-        for lo in range(0, len(order), BATCH_SIZE):
-            idx = order[lo : lo + BATCH_SIZE]
-            if len(idx) < 2:  # batch norm needs two items
-                continue
-            xb = x[idx]
-            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
-            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)  # horizontal flips
-            loss = F.cross_entropy(net(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    net.eval()
+    def flipped_ce(idx: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of a batch with random horizontal flips (drawn from ``rng`` after the batch order)."""
+        xb = x[idx]
+        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+        return F.cross_entropy(net(xb), y[idx])
+
+    # fixed epochs, no validation; batches of fewer than two items are skipped (batch norm)
+    train_early_stopping(net, opt, lambda _: minibatches(torch.from_numpy(rng.permutation(len(y))), BATCH_SIZE),
+                         flipped_ce, epochs=EPOCHS, min_batch=2, show_progress=progress,
+                         desc="train generation feature net")
     report: dict[str, Any] = {"version": FEATURE_NET_VERSION, "epochs": EPOCHS, "seed": FEATURE_NET_SEED}
     val = dataset.split("val")
     if val.frames is not None and len(val):

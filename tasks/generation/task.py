@@ -4,7 +4,6 @@ The protocol text is :data:`PROTOCOL` (written into every record via ``metadata`
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -15,7 +14,9 @@ from torch import nn
 
 from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.training import EpochLog, minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .feature_net import (FEATURE_NET_VERSION, frame_features, load_or_train, net_features, protocol_size,
@@ -86,15 +87,6 @@ def _adv_weight(options: dict) -> float:
     if not math.isfinite(w) or w < 0:
         raise ConfigError(f"task option gen_adv must be a number >= 0, got {value!r}")
     return w
-
-
-def _embed_audio(model: Any, split: AVSplit, device: str, batch_size: int = 128) -> np.ndarray:
-    """``(N, D)`` float64 audio clip embeddings of a split, validated."""
-    out = []
-    with torch.no_grad():
-        for idx in split.batches(batch_size):
-            out.append(torch.as_tensor(model.embed_audio(audio_batch(split, idx, device))).detach().cpu().double().numpy())
-    return check_array(np.concatenate(out), "model output", "embed_audio", ndim=2, kind="float")
 
 
 #: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
@@ -237,7 +229,7 @@ class GenerationTask(Task):
         """Train the frame decoder on frozen audio embeddings; return test frames and its config."""
         device = torch.device(ctx.device)
         splits = {k: dataset.split(k) for k in ("train", "val", "test")}
-        emb = {k: _embed_audio(model, s, ctx.device) for k, s in splits.items()}
+        emb = {k: embed_split(model, s, "audio", device=ctx.device) for k, s in splits.items()}
         mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
         sd = np.where(sd > 1e-8, sd, 1.0)
         z = {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
@@ -257,44 +249,38 @@ class GenerationTask(Task):
             with torch.no_grad():
                 return torch.cat([dec(zs[i : i + 256]) for i in range(0, len(zs), 256)])
 
+        def train_loss(idx: torch.Tensor) -> torch.Tensor:
+            """L1 to the target frames (plus the generator's GAN term, after one critic step)."""
+            fake = dec(z["train"][idx])
+            loss = F.l1_loss(fake, target["train"][idx])
+            if disc is not None:
+                real_logit, fake_logit = disc(target["train"][idx]), disc(fake.detach())
+                d_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                          + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                g_logit = disc(fake)
+                loss = loss + adv * F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
+            return loss
+
+        def val_l1(log: EpochLog) -> float | None:
+            return float(F.l1_loss(generate(z["val"]), target["val"])) if len(z["val"]) else log.last_loss
+
         epochs = self.quick_epochs if ctx.quick else self.epochs
         n = len(z["train"])
-        best, best_state, bad, history = math.inf, None, 0, []
-        for _ in range(epochs):
-            dec.train()
-            order = torch.from_numpy(rng.permutation(n)).to(device)
-            for lo in range(0, n, self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                if len(idx) < 2:  # batch norm needs two items
-                    continue
-                fake = dec(z["train"][idx])
-                loss = F.l1_loss(fake, target["train"][idx])
-                if disc is not None:
-                    real_logit, fake_logit = disc(target["train"][idx]), disc(fake.detach())
-                    d_loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                              + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-                    opt_d.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    opt_d.step()
-                    g_logit = disc(fake)
-                    loss = loss + adv * F.binary_cross_entropy_with_logits(g_logit, torch.ones_like(g_logit))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            score = float(F.l1_loss(generate(z["val"]), target["val"])) if len(z["val"]) else float(loss.detach())
-            history.append(round(score, 5))
-            if score < best - 1e-6:
-                best, best_state, bad = score, copy.deepcopy(dec.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            dec.load_state_dict(best_state)
+        # batches of fewer than two items are skipped: batch norm needs two
+        result = train_early_stopping(
+            dec, opt, lambda _: minibatches(torch.from_numpy(rng.permutation(n)).to(device), self.batch_size),
+            train_loss, epochs=epochs, validate=val_l1, higher_is_better=False, min_delta=1e-6,
+            patience=self.patience, min_batch=2, show_progress=ctx.progress, desc="train generation decoder",
+            score_name="val_l1")
         cfg = {"arch": f"linear -> {dec.channels}x{dec.start[0]}x{dec.start[1]} -> transposed convs -> 3x{size[0]}x{size[1]}",
                "loss": "L1" + (f" + {adv} * non-saturating GAN" if adv else ""), "optimizer": "Adam", "lr": self.lr,
                "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
-               "epochs_run": len(history), "best_val_l1": None if best_state is None else round(best, 6),
-               "val_l1": history, "embedding": "embed_audio, standardised with train statistics"}
+               "epochs_run": result.epochs_run,
+               "best_val_l1": None if result.best_score is None else round(result.best_score, 6),
+               "val_l1": [round(score, 5) for score in result.scores],
+               "embedding": "embed_audio, standardised with train statistics"}
         return generate(z["test"]).cpu(), cfg
 

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from avcl_bench.benchmark.arrays import check_array, require
-from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, to_float_tensor, visual_batch
+from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
+from avcl_bench.benchmark.embedding import embed_batches
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
@@ -31,6 +32,12 @@ def _uses_frames(split: AVSplit, spec: Any) -> bool:
     return split.has("frames") and tuple(split.frames.shape[1:]) == tuple(spec.visual_shape[1:])
 
 
+def _frame_clip(split: AVSplit, idx: np.ndarray, device: str) -> torch.Tensor:
+    """The target frames of a batch as one-frame clips ``(B, 1, 3, H, W)``."""
+    rows = slice(int(idx[0]), int(idx[-1]) + 1)  # unshuffled batches are consecutive
+    return to_float_tensor(split.frames[rows], device)[:, None]
+
+
 @torch.no_grad()
 def heatmaps_of(model: Any, split: AVSplit, spec: Any, *, device: str = "cpu",
                 batch_size: int = _BATCH) -> Iterator[tuple[slice, np.ndarray]]:
@@ -39,23 +46,14 @@ def heatmaps_of(model: Any, split: AVSplit, spec: Any, *, device: str = "cpu",
     ``heatmap[b, y, x] = cos(embed_audio(audio)[b], embed_visual_spatial(visual)[b, :, y, x])``;
     the visual input is the target frame as a one-frame clip when :func:`_uses_frames`.
     """
-    frames = _uses_frames(split, spec)
-    for idx in split.batches(batch_size):
+    inputs = {"visual_spatial": _frame_clip} if _uses_frames(split, spec) else None
+    for idx, out in embed_batches(model, split, ("audio", "visual_spatial"), batch_size=batch_size, device=device,
+                                  inputs=inputs):
         rows = slice(int(idx[0]), int(idx[-1]) + 1)  # unshuffled batches are consecutive
-        a = model.embed_audio(audio_batch(split, idx, device))
-        v = to_float_tensor(split.frames[rows], device)[:, None] if frames else visual_batch(split, idx, device)
-        s = model.embed_visual_spatial(v)
-        a = a.detach().to(device="cpu", dtype=torch.float64)
-        s = s.detach().to(device="cpu", dtype=torch.float64)
-        n = len(idx)
-        if a.ndim != 2 or a.shape[0] != n:
-            raise ModelError(f"model output: embed_audio: expected shape ({n}, D), got {tuple(a.shape)}")
-        if s.ndim != 4 or s.shape[0] != n or s.shape[1] != a.shape[1]:
-            raise ModelError(f"model output: embed_visual_spatial: expected shape ({n}, {a.shape[1]}, h, w), "
+        a, s = out["audio"], out["visual_spatial"]
+        if s.shape[1] != a.shape[1]:
+            raise ModelError(f"model output: embed_visual_spatial: expected shape ({len(idx)}, {a.shape[1]}, h, w), "
                              f"got {tuple(s.shape)}")
-        for name, t in (("embed_audio", a), ("embed_visual_spatial", s)):
-            if not torch.isfinite(t).all():
-                raise ModelError(f"model output: {name}: contains NaN or inf")
         heat = torch.einsum("bd,bdhw->bhw", F.normalize(a, dim=1), F.normalize(s, dim=1))
         yield rows, heat.numpy()
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import InputError
 
 from ..base import EvalContext, Task, TaskMetadata, TaskResult
@@ -18,13 +19,7 @@ from .metrics import METRICS, average_precision, retrieval_metrics
 
 def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Clip embeddings of a split, validated (shape, finite) so a broken model fails clearly."""
-    from avcl_bench.baselines.base import embed_split
-
-    data = dataset.split(split)
-    a, v = embed_split(model, data, device=ctx.device)
-    for name, e in (("embed_audio", a), ("embed_visual", v)):
-        check_array(e, "model output", name, ndim=2, kind="float")
-    return a, v
+    return embed_split(model, dataset.split(split), ("audio", "visual"), device=ctx.device)
 
 
 def per_query_ap(a: np.ndarray, v: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:

@@ -4,7 +4,6 @@ The protocol text is :data:`PROTOCOL` (written into every record via ``metadata`
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections import OrderedDict
 from typing import Any
@@ -15,7 +14,9 @@ from torch import nn
 
 from avcl_bench.benchmark.arrays import check_array, require
 from avcl_bench.benchmark.datasets.base import AVSplit, visual_batch
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .metrics import METRICS as _METRICS
@@ -375,7 +376,8 @@ class SeparationTask(Task):
         """Train the FiLM mask head on frozen visual embeddings; return test estimates and its config."""
         device = torch.device(ctx.device)
         train, val, test = dataset.split("train"), dataset.split("val"), dataset.split("test")
-        emb = {name: _embed_visual(model, s, ctx.device) for name, s in (("train", train), ("val", val), ("test", test))}
+        emb = {name: embed_split(model, s, "visual", device=ctx.device)
+               for name, s in (("train", train), ("val", val), ("test", test))}
         mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
         sd = np.where(sd > 1e-8, sd, 1.0)
         emb = {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
@@ -419,31 +421,16 @@ class SeparationTask(Task):
                         total += float(loss_of(pair, emb["val"][val_pairs[sl, j]])) * len(val_pairs[sl])
             return total / (2 * len(val_pairs))
 
+        def train_loss(batch: np.ndarray) -> torch.Tensor:
+            idx = torch.from_numpy(batch).to(device)
+            return loss_of(train_src[idx], emb["train"][idx[:, 0]])
+
         epochs = self.quick_epochs if ctx.quick else self.epochs
-        best, best_state, bad, history = math.inf, None, 0, []
-        for epoch in range(epochs):
-            head.train()
-            pairs = random_partners(train_labels, rng)
-            for lo in range(0, len(pairs), self.batch_size):
-                batch = pairs[lo : lo + self.batch_size]
-                if len(batch) < 2:
-                    continue
-                idx = torch.from_numpy(batch).to(device)
-                loss = loss_of(train_src[idx], emb["train"][idx[:, 0]])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            score = val_loss() if len(val_pairs) else float(loss.detach())
-            history.append(round(score, 5))
-            if score < best - 1e-6:
-                best, best_state, bad = score, copy.deepcopy(head.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= self.patience:
-                    break
-        if best_state is not None:
-            head.load_state_dict(best_state)
-        head.eval()
+        result = train_early_stopping(
+            head, opt, lambda _: minibatches(random_partners(train_labels, rng), self.batch_size), train_loss,
+            epochs=epochs, validate=lambda log: val_loss() if len(val_pairs) else log.last_loss,
+            higher_is_better=False, min_delta=1e-6, patience=self.patience, min_batch=2,
+            show_progress=ctx.progress, desc="train separation head", score_name="val_loss")
 
         estimates = np.empty((len(test_pairs), 2, test_mix.shape[1]))
         with torch.no_grad():
@@ -458,15 +445,8 @@ class SeparationTask(Task):
         cfg = {"arch": f"conv1d({sp.bins}->{self.hidden}->{self.hidden}->{sp.bins}), kernel {self.kernel}, FiLM",
                "loss": "log(1+|X|)-weighted BCE to the ideal ratio mask", "optimizer": "Adam", "lr": self.lr,
                "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
-               "epochs_run": len(history), "best_val_loss": None if best_state is None else round(best, 6),
-               "val_loss": history, "embedding": "embed_visual, standardised with train statistics"}
+               "epochs_run": result.epochs_run,
+               "best_val_loss": None if result.best_score is None else round(result.best_score, 6),
+               "val_loss": [round(score, 5) for score in result.scores], "embedding": "embed_visual, standardised with train statistics"}
         return estimates, cfg
 
-
-def _embed_visual(model: Any, split: AVSplit, device: str, batch_size: int = 128) -> np.ndarray:
-    """``(N, D)`` float64 visual clip embeddings of a split, validated."""
-    out = []
-    with torch.no_grad():
-        for idx in split.batches(batch_size):
-            out.append(torch.as_tensor(model.embed_visual(visual_batch(split, idx, device))).detach().cpu().double().numpy())
-    return check_array(np.concatenate(out), "model output", "embed_visual", ndim=2, kind="float")

@@ -11,11 +11,12 @@ import torch
 
 import avcl_bench.baselines.random_projection  # noqa: F401  (registers ``random``)
 import avcl_bench.baselines.zoo as zoo
-from avcl_bench.baselines.base import Batch, embed_split, make_batch, seed_everything
+from avcl_bench.baselines.base import Batch, make_batch, seed_everything
 from avcl_bench.baselines.encoders import ENCODERS
 from avcl_bench.baselines.objectives import OBJECTIVES, canonical_correlations
 from avcl_bench.baselines.registry import LEARNING, MODELS, build_model, model_info
 from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
+from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.interface import FitContext, missing_methods
 from tests.conftest import REPO

@@ -159,7 +159,7 @@ def test_bad_option_and_bad_model_outputs(dataset) -> None:
             out[0, 0] = float("nan")
             return out
 
-    with pytest.raises(InputError, match="embed_visual.*NaN"):
+    with pytest.raises(ModelError, match="embed_visual.*NaN"):
         ClassificationTask().evaluate(NaNModel(), dataset, _ctx())
 
     class ShortModel(NoiseModel):
