@@ -6,6 +6,7 @@ naming the file and the field, never a traceback from deep inside a metric.
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,27 +16,93 @@ import numpy as np
 from .errors import InputError
 
 
+#: largest array a user file may declare (bytes), unless ``$AVCL_MAX_ARRAY_BYTES`` says otherwise
+DEFAULT_MAX_ARRAY_BYTES = 4 * 1024**3
+MAX_ARRAY_BYTES_ENV = "AVCL_MAX_ARRAY_BYTES"
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def max_array_bytes() -> int:
+    """The per-array size limit for user files (``$AVCL_MAX_ARRAY_BYTES``, default 4 GiB)."""
+    raw = os.environ.get(MAX_ARRAY_BYTES_ENV)
+    if raw is None:
+        return DEFAULT_MAX_ARRAY_BYTES
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise InputError(f"${MAX_ARRAY_BYTES_ENV}", None, f"expected a number of bytes, got '{raw}'") from None
+    if value <= 0:
+        raise InputError(f"${MAX_ARRAY_BYTES_ENV}", None, f"must be positive, got {value}")
+    return value
+
+
+def check_size(source: object, field: str, shape: tuple[int, ...], itemsize: int) -> None:
+    """Refuse an array that would need more than :func:`max_array_bytes` before it is allocated."""
+    n = itemsize
+    for d in shape:
+        n *= int(d)
+    limit = max_array_bytes()
+    if n > limit:
+        raise InputError(source, field, f"declares shape {tuple(shape)} ({n / 1024**3:.3g} GiB), over the "
+                         f"{limit / 1024**3:.3g} GiB limit per array (raise it with ${MAX_ARRAY_BYTES_ENV}=BYTES)")
+
+
+def _member_header(z: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an npz member declares, read from its .npy header without loading data."""
+    with z.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    return tuple(int(d) for d in shape), dtype
+
+
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` file without pickle (object arrays are refused)."""
+    """Load every array of an ``.npz`` file without pickle.
+
+    The file must be a zip archive of ``.npy`` members (a bare ``.npy`` or a text file is
+    refused by its magic bytes); each member's declared size is checked against
+    :func:`max_array_bytes` before anything is allocated (a header claiming 10^7 x 10^7, or a
+    zip bomb, is one line); object arrays (which need pickle) are refused.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(p, None, "file not found")
     if not p.is_file():
         raise InputError(p, None, "not a file")
     try:
-        with np.load(p, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise InputError(p, None, "not an npz archive (a single .npy array?)")
+        with p.open("rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise InputError(p, None, f"cannot be read ({e.strerror or e})") from None
+    if magic.startswith(_NPY_MAGIC):
+        raise InputError(p, None, "a single .npy array, not an npz archive (save with numpy.savez)")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise InputError(p, None, "not an npz archive (no zip signature; save with numpy.savez)")
+    try:
+        with zipfile.ZipFile(p) as z:
+            members = [m for m in z.namelist() if m.endswith(".npy")]
+            if len(members) != len(z.namelist()):
+                other = next(m for m in z.namelist() if not m.endswith(".npy"))
+                raise InputError(p, other, "not an .npy member (an npz archive holds only .npy arrays)")
             out = {}
-            for key in z.files:
+            for member in members:
+                key = member[: -len(".npy")]
                 try:
-                    out[key] = z[key]
-                except ValueError as e:  # object arrays need pickle
-                    raise InputError(p, key, f"cannot load without pickle (object array?): {e}") from None
+                    shape, dtype = _member_header(z, member)
+                except ValueError as e:
+                    raise InputError(p, key, f"not a readable .npy header ({e})") from None
+                if dtype.hasobject:
+                    raise InputError(p, key, "object arrays need pickle and are not accepted")
+                check_size(p, key, shape, dtype.itemsize)
+                with z.open(member) as f:
+                    out[key] = np.lib.format.read_array(f, allow_pickle=False)
             return out
     except InputError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
         raise InputError(p, None, f"not a readable npz file ({e.__class__.__name__}: {e})") from None
 
 
@@ -56,11 +123,13 @@ def check_array(
     kind: str | None = None,
     finite: bool = True,
     min_len: int = 1,
+    allow_bool: bool = False,
 ) -> np.ndarray:
     """Validate one array and return it as ``np.ndarray``.
 
     ``kind``: ``"float"`` (any real number dtype, returned as float64), ``"int"`` (integer
     dtype, or floats that are all integral; returned as int64), ``"bool"``, or ``None``.
+    ``allow_bool`` lets a ``"float"`` field take a boolean array (binary masks).
     """
     a = np.asarray(arr)
     if a.dtype == object:
@@ -71,8 +140,9 @@ def check_array(
             want = " or ".join(str(d) for d in dims)
             raise InputError(source, field, f"expected {want}-D array, got shape {a.shape}")
     if kind == "float":
-        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
-            raise InputError(source, field, f"expected a real number array, got dtype {a.dtype}")
+        if not (_is_real_number(a.dtype) or (allow_bool and a.dtype == bool)):
+            raise InputError(source, field, f"expected a real number array (float, or int of 16+ bits), got dtype "
+                             f"{a.dtype}")
         a = a.astype(np.float64, copy=False)
     elif kind == "int":
         if np.issubdtype(a.dtype, np.integer):
@@ -91,6 +161,16 @@ def check_array(
     if a.ndim >= 1 and a.shape[0] < min_len:
         raise InputError(source, field, f"needs at least {min_len} item(s), got {a.shape[0]}")
     return a
+
+
+def _is_real_number(dtype: np.dtype) -> bool:
+    """Floats, and integers of at least 16 bits or unsigned 8-bit (image pixels); never bool,
+    complex (its imaginary part would be dropped), int8, timedelta or datetime."""
+    if np.issubdtype(dtype, np.floating):
+        return True
+    if np.issubdtype(dtype, np.integer) and not np.issubdtype(dtype, np.timedelta64):
+        return dtype == np.uint8 or dtype.itemsize >= 2
+    return False
 
 
 def check_same_len(source: object, **arrays: np.ndarray) -> int:

@@ -221,7 +221,7 @@ def ciou_per_sample(
     if empty_mask not in ("raise", "zero"):
         raise InputError(source, "empty_mask", f"expected 'raise' or 'zero', got {empty_mask!r}")
     hm = check_array(heatmaps, source, "heatmaps", ndim=3, kind="float")
-    gt = check_array(masks, source, "masks", ndim=3, kind="float")
+    gt = check_array(masks, source, "masks", ndim=3, kind="float", allow_bool=True)
     check_same_len(source, heatmaps=hm, masks=gt)
     for field, a in (("heatmaps", hm), ("masks", gt)):
         if a.shape[1] < 1 or a.shape[2] < 1:
