@@ -40,6 +40,19 @@ def check_choice(name: str, field: str, value: object, choices: Sequence[str]) -
     return value
 
 
+#: stands for an option the objective does not have (``None`` is a value to refuse)
+_ABSENT = object()
+
+
+def check_options(name: str, *, reduction: object, direction: object, similarity: object = _ABSENT) -> None:
+    """The options of the pairwise objectives: ``reduction``, ``similarity`` (when the
+    objective has one) and ``direction``, each one of its allowed values, checked in that order."""
+    check_choice(name, "reduction", reduction, REDUCTIONS)
+    if similarity is not _ABSENT:
+        check_choice(name, "similarity", similarity, SIMILARITIES)
+    check_choice(name, "direction", direction, DIRECTIONS)
+
+
 def check_number(
     name: str,
     field: str,

@@ -16,14 +16,11 @@ from __future__ import annotations
 from torch import Tensor
 
 from ._common import (
-    DIRECTIONS,
-    REDUCTIONS,
-    SIMILARITIES,
     Direction,
     Reduction,
     Similarity,
     check_batch,
-    check_choice,
+    check_options,
     check_number,
     directional_cross_entropy,
     non_negative_offdiagonal,
@@ -57,9 +54,7 @@ def infonce_loss(
         direction: ``"both"`` (default: a→v + v→a, added), ``"a2v"`` (eq. 5) or ``"v2a"``.
         reduction: ``"mean"`` over anchors (default) or ``"sum"``.
     """
-    check_choice(NAME, "reduction", reduction, REDUCTIONS)
-    check_choice(NAME, "similarity", similarity, SIMILARITIES)
-    check_choice(NAME, "direction", direction, DIRECTIONS)
+    check_options(NAME, reduction=reduction, direction=direction, similarity=similarity)
     tau = check_number(NAME, "temperature", temperature, low=0.0, low_open=True)
     a, v, labels, same = check_batch(NAME, a, v, labels)
 

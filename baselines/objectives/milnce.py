@@ -21,13 +21,10 @@ from torch import Tensor
 from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ._common import (
-    DIRECTIONS,
-    REDUCTIONS,
-    SIMILARITIES,
     Direction,
     Reduction,
     Similarity,
-    check_choice,
+    check_options,
     check_labels,
     check_number,
     check_tensor,
@@ -81,9 +78,7 @@ def milnce_loss(
     Every anchor of a used direction needs at least one positive, and the batch needs at
     least one negative pair.
     """
-    check_choice(NAME, "reduction", reduction, REDUCTIONS)
-    check_choice(NAME, "similarity", similarity, SIMILARITIES)
-    check_choice(NAME, "direction", direction, DIRECTIONS)
+    check_options(NAME, reduction=reduction, direction=direction, similarity=similarity)
     tau = check_number(NAME, "temperature", temperature, low=0.0, low_open=True)
     a = check_tensor(NAME, "a", a, ndim=2)
     v = check_tensor(NAME, "v", v, ndim=2)

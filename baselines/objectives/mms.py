@@ -23,15 +23,13 @@ from torch import Tensor
 from avcl_bench.benchmark.errors import ConfigError
 
 from ._common import (
-    DIRECTIONS,
-    REDUCTIONS,
-    SIMILARITIES,
     Direction,
     Reduction,
     Similarity,
     check_batch,
     check_choice,
     check_number,
+    check_options,
     directional_cross_entropy,
     non_negative_offdiagonal,
     similarity_matrix,
@@ -66,9 +64,7 @@ def mms_loss(
         direction: ``"both"`` (``L_av + L_va``, default), ``"a2v"`` (``L_av``) or ``"v2a"``.
         reduction: ``"mean"`` (the ``1/B`` of eq. 2, default) or ``"sum"`` over anchors.
     """
-    check_choice(NAME, "reduction", reduction, REDUCTIONS)
-    check_choice(NAME, "similarity", similarity, SIMILARITIES)
-    check_choice(NAME, "direction", direction, DIRECTIONS)
+    check_options(NAME, reduction=reduction, direction=direction, similarity=similarity)
     sigma = check_number(NAME, "margin", margin, low=0.0)
     a, v, labels, same = check_batch(NAME, a, v, labels)
 

@@ -15,12 +15,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from ._common import (
-    DIRECTIONS,
-    REDUCTIONS,
     Direction,
     Reduction,
     check_batch,
-    check_choice,
+    check_options,
     check_number,
     directional_cross_entropy,
     non_negative_offdiagonal,
@@ -55,8 +53,7 @@ def npair_loss(
             (audio anchors, Sohn's form) or ``"v2a"``.
         reduction: ``"mean"`` over anchors (default, the 1/N of Sohn) or ``"sum"``.
     """
-    check_choice(NAME, "reduction", reduction, REDUCTIONS)
-    check_choice(NAME, "direction", direction, DIRECTIONS)
+    check_options(NAME, reduction=reduction, direction=direction)
     lam = check_number(NAME, "l2_reg", l2_reg, low=0.0)
     a, v, labels, same = check_batch(NAME, a, v, labels)
 
