@@ -18,8 +18,8 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import importlib
-from collections.abc import Iterable
+import importlib.util
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +108,16 @@ def hash_tree(root: Path, pattern: str = "*.py", **bounds: int) -> str:
 
 
 # ------------------------------------------------------------------------------ suite code
-@functools.lru_cache(maxsize=None)
+def _package_dirs(name: str) -> list[Path]:
+    """The folders of package ``name``, found without importing it (only its parents are)."""
+    spec = importlib.util.find_spec(name)
+    return [Path(p).resolve() for p in (spec.submodule_search_locations or [])] if spec is not None else []
+
+
+@functools.cache
 def _suite_roots() -> tuple[tuple[str, Path], ...]:
     """(package name, folder) of the suite's packages, longest name first."""
-    roots = []
-    for name in SUITE_PACKAGES:
-        mod = importlib.import_module(name)
-        for p in getattr(mod, "__path__", []):
-            roots.append((name, Path(p).resolve()))
+    roots = [(name, d) for name in SUITE_PACKAGES for d in _package_dirs(name)]
     return tuple(sorted(roots, key=lambda r: -len(r[0])))
 
 
@@ -208,7 +210,7 @@ def compute_suite_hash(modules: Iterable[str], folders: Iterable[str | Path] = (
     return _suite_digest(suite_files(modules, [Path(d) for d in folders]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def suite_hash(modules: tuple[str, ...], folders: tuple[str, ...] = ()) -> str:
     """:func:`compute_suite_hash`, once per process (the suite's code does not change while it runs)."""
     return compute_suite_hash(modules, folders)
@@ -223,17 +225,13 @@ def task_code_hash(task: Any) -> str:
     return suite_hash((module, *SHARED_ENGINE), folder)
 
 
-def dataset_code_hash(name: str) -> str:
-    """Hash of the code of dataset ``name``'s loader (its module, the datasets base and I/O helpers)."""
-    from .datasets import DATASETS
-
-    loader = DATASETS.get(name)
+def dataset_code_hash(loader: Callable[..., Any]) -> str:
+    """Hash of the code of a dataset loader (``DATASETS.get(name)``): its module, the datasets
+    base and I/O helpers, and what they import."""
     return suite_hash((loader.__module__, "avcl_bench.benchmark.datasets.base", "avcl_bench.benchmark.datasets._io"))
 
 
 def builtin_model_hash(obj: Any) -> str:
     """Hash of a built-in baseline: the baselines package plus the engine modules it uses."""
-    import avcl_bench.baselines as pkg
-
     modules = [getattr(obj, "__module__", None) or "avcl_bench.baselines"]
-    return suite_hash(tuple(modules), tuple(str(Path(p)) for p in pkg.__path__))
+    return suite_hash(tuple(modules), tuple(str(p) for p in _package_dirs("avcl_bench.baselines")))

@@ -6,7 +6,6 @@ deterministic given the seed.
 """
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from collections.abc import Callable
@@ -16,14 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import load_dataset
+from avcl_bench.baselines.base import seed_everything
+from avcl_bench.baselines.registry import MODELS, model_info
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.registry import get_task
+
 from . import codehash
+from .datasets import DATASETS, load_dataset
 from .errors import ConfigError, ModelError, user_code
 from .interface import FitContext, missing_methods
 from .paths import default_out
 from .provenance import provenance, select_device
 from .store import ResultRecord, ResultStore, config_key
-
+from .submission import check_model_args, load_model_spec
 
 
 @dataclass
@@ -63,10 +67,6 @@ def source_hash(obj: Any) -> str:
 
 
 def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEntry]:
-    from avcl_bench.baselines.registry import MODELS, model_info
-
-    from .submission import load_model_spec
-
     out = []
     for name in names:
         if ":" in name:  # an external model: path/to/file.py:Class or package.module:Class
@@ -78,36 +78,12 @@ def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEn
     return out
 
 
-def check_model_args(name: str, factory: Callable[..., Any], spec: Any, args: dict[str, Any]) -> None:
-    """``factory(spec, **args)`` must fit the constructor's signature: else a one-line error."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):  # no signature to check (a builtin): the call itself will tell
-        return
-    try:
-        sig.bind(spec, **args)
-    except TypeError as e:
-        params = [p for p in list(sig.parameters.values())[1:]
-                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        accepted = ", ".join(p.name for p in params) or "none"
-        unknown = [k for k in args if k not in sig.parameters]
-        if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            problem = f"unexpected argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)}"
-        else:
-            problem = str(e)
-        raise ConfigError(f"model '{name}': --model-args: {problem} (accepted: {accepted})") from None
-
-
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def run(cfg: RunConfig) -> list[ResultRecord]:
     """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused)."""
-    from avcl_bench.baselines.base import seed_everything
-    from avcl_bench.tasks.base import EvalContext
-    from avcl_bench.tasks.registry import get_task
-
     device = select_device(cfg.device)
     tasks = [get_task(t) for t in cfg.tasks]
     models = resolve_models(cfg.models, cfg.model_args)
@@ -130,7 +106,7 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
         config = {"model": model_id,
                   "task": {"name": task.name, "code": codehash.task_code_hash(task), "options": cfg.task_options,
                            **task_cfg},
-                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(cfg.dataset)}, "seed": seed}
+                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(DATASETS.get(cfg.dataset))}, "seed": seed}
         return config_key(config), config
 
     for seed in cfg.seeds:

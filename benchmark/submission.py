@@ -13,12 +13,12 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import codehash
 from .errors import ConfigError, InputError, UserCodeError, is_user_exception, is_user_file
-
 
 #: user modules that loading a model file imported (``helper`` next to ``model.py``)
 _MODEL_MODULES: set[str] = set()
@@ -59,6 +59,26 @@ def _module_code(module: Any, target: str) -> str:
     for p in paths:
         files += codehash.tree_files(Path(p))
     return codehash.hash_files(files, Path(paths[0]).parent)
+
+
+def check_model_args(name: str, factory: Callable[..., Any], spec: Any, args: dict[str, Any]) -> None:
+    """``factory(spec, **args)`` must fit the constructor's signature: else a one-line error."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to check (a builtin): the call itself will tell
+        return
+    try:
+        sig.bind(spec, **args)
+    except TypeError as e:
+        params = [p for p in list(sig.parameters.values())[1:]
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        accepted = ", ".join(p.name for p in params) or "none"
+        unknown = [k for k in args if k not in sig.parameters]
+        if unknown and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            problem = f"unexpected argument{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)}"
+        else:
+            problem = str(e)
+        raise ConfigError(f"model '{name}': --model-args: {problem} (accepted: {accepted})") from None
 
 
 def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., Any], dict[str, Any]]:

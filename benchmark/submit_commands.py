@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
+from .submission import check_model_args
 
 VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": "20"}
 
@@ -47,7 +48,6 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
     from .datasets import DATASETS, load_dataset
     from .datasets.base import audio_batch, visual_batch
     from .interface import FitContext, missing_methods
-    from .runner import check_model_args
     from .submission import load_model_spec
 
     factory, info = load_model_spec(spec)

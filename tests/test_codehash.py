@@ -9,6 +9,7 @@ import pytest
 
 from avcl_bench.benchmark import codehash
 from avcl_bench.benchmark.cli import main
+from avcl_bench.benchmark.datasets import DATASETS
 from avcl_bench.benchmark.errors import ConfigError
 from avcl_bench.benchmark.submission import load_model_spec
 from avcl_bench.tasks.registry import get_task
@@ -123,7 +124,7 @@ def test_task_code_is_in_the_key(tmp_path, monkeypatch):
     first = run(RunConfig(**cfg))
     rec = first[0] if isinstance(first[0], dict) else first[0].to_json()
     assert rec["config"]["task"]["code"] == codehash.task_code_hash(get_task("retrieval"))
-    assert rec["config"]["dataset"]["code"] == codehash.dataset_code_hash("avsynth")
+    assert rec["config"]["dataset"]["code"] == codehash.dataset_code_hash(DATASETS.get("avsynth"))
     assert "version" not in rec["config"]["task"]
     monkeypatch.setattr(codehash, "task_code_hash", lambda task: "edited-task-code")
     run(RunConfig(**cfg))
