@@ -27,6 +27,7 @@ from .errors import InputError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TASK_FAMILIES",
     "UNITS",
     "MetricMeta",
     "ModelInfo",
@@ -39,6 +40,11 @@ __all__ = [
     "read_records",
     "record_from_json",
 ]
+
+#: the suite's task families, in the order runs execute and reports show them (the one copy)
+TASK_FAMILIES: tuple[str, ...] = (
+    "retrieval", "classification", "separation", "localization", "event_localization", "generation",
+)
 
 #: version of the record layout; bump when a field changes meaning or shape
 SCHEMA_VERSION = 2

@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigError, InputError, UnknownNameError
+from .schema import TASK_FAMILIES
 
 __all__ = [
     "DATASET_ALIASES",
@@ -65,10 +66,7 @@ LONG_COLUMNS: tuple[str, ...] = (
 )
 
 #: Task families a surveyed number can belong to (the suite's families plus ``other``).
-TASKS: tuple[str, ...] = (
-    "retrieval", "classification", "separation", "localization", "event_localization",
-    "generation", "other",
-)
+TASKS: tuple[str, ...] = (*TASK_FAMILIES, "other")
 
 #: Units of the printed values. ``percent`` values are divided by 100 in
 #: ``value_normalized``; every other unit is kept as printed.

@@ -7,11 +7,12 @@ from importlib import import_module
 import numpy as np
 
 from avcl_bench.benchmark.registry import Registry
+from avcl_bench.benchmark.schema import TASK_FAMILIES
 
 from .base import Task
 
 #: the order in which families run and are reported (the one copy of it)
-TASK_ORDER = ("retrieval", "classification", "separation", "localization", "event_localization", "generation")
+TASK_ORDER = TASK_FAMILIES
 TASKS: Registry[Task] = Registry("task")
 
 #: family -> (module below this package, adapter class)

@@ -22,7 +22,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
-from ..schema import ResultRecord, TaskMetadata
+from ..schema import TASK_FAMILIES, ResultRecord, TaskMetadata
 from ..surveyed import comparability
 from .configs import ConfigLegend, resolve_configs
 from .records import as_records, metric_matches_key, records_frame, task_metadata
@@ -54,14 +54,7 @@ __all__ = [
 ]
 
 #: Task families in the order tables show them; other task names follow alphabetically.
-FAMILY_ORDER: tuple[str, ...] = (
-    "retrieval",
-    "classification",
-    "separation",
-    "localization",
-    "event_localization",
-    "generation",
-)
+FAMILY_ORDER: tuple[str, ...] = TASK_FAMILIES
 
 AGGREGATE_COLUMNS: tuple[str, ...] = (
     "model",
