@@ -42,12 +42,12 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .benchmark.interface import CAPABILITIES, AVModel, DataSpec, FitContext  # noqa: F401
-    from .benchmark.datasets.base import AVSplit, to_float_tensor  # noqa: F401
     from .baselines.registry import MODELS, register_model  # noqa: F401
-    from .tasks.registry import TASKS, get_task, score  # noqa: F401
     from .benchmark.datasets import DATASETS, load_dataset  # noqa: F401
+    from .benchmark.datasets.base import AVSplit, to_float_tensor  # noqa: F401
     from .benchmark.errors import AVCLError, InputError  # noqa: F401
+    from .benchmark.interface import CAPABILITIES, AVModel, DataSpec, FitContext  # noqa: F401
+    from .tasks.registry import TASKS, get_task, score  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,9 @@ seed, early-stops on the validation split's retrieval mAP and shows a progress b
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

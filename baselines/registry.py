@@ -7,7 +7,8 @@ Metadata (shown by ``list models --json`` and stamped on results): ``encoder`` (
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from avcl_bench.benchmark.interface import AVModel, DataSpec
 from avcl_bench.benchmark.registry import Registry

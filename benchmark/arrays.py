@@ -15,7 +15,6 @@ import numpy as np
 
 from .errors import InputError
 
-
 #: largest array a user file may declare (bytes), unless ``$AVCL_MAX_ARRAY_BYTES`` says otherwise
 DEFAULT_MAX_ARRAY_BYTES = 4 * 1024**3
 MAX_ARRAY_BYTES_ENV = "AVCL_MAX_ARRAY_BYTES"

@@ -16,39 +16,23 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from avcl_bench.baselines import MODELS, model_info
+from avcl_bench.tasks.registry import TASK_ORDER, TASKS, get_task
+
+from .arrays import load_npz
+from .cliargs import parse_csv, parse_kv, parse_seeds
+from .datasets import DATASETS
 from .errors import AVCLError, ConfigError, UserCodeError
+from .paths import default_out
+from .reporting.commands import add_leaderboard_parser, add_report_parser
+from .reporting.tables import console_table
+from .runner import RunConfig, run
+from .submit_commands import add_export_parser, add_submit_parser, add_validate_parser
+from .surveyed import load_table1_long
 
 #: models of ``python run_benchmark.py`` without --models: the chance reference and learned baselines
 DEFAULT_MODELS = ("random", "infonce", "dcca", "triplet")
 COMMANDS = ("run", "score", "list", "leaderboard", "report", "validate-model", "submit", "export")
-
-
-def parse_csv(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in parse_csv(text)]
-    except ValueError:
-        raise ConfigError(f"--seeds: expected comma-separated integers, got '{text}'") from None
-    if not seeds:
-        raise ConfigError("--seeds: no seed given")
-    return seeds
-
-
-def parse_kv(text: str | None, flag: str) -> dict[str, Any]:
-    """``a=1,b=x`` -> {"a": 1, "b": "x"} (values parsed as JSON when they are JSON)."""
-    out: dict[str, Any] = {}
-    for item in parse_csv(text):
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise ConfigError(f"{flag}: expected key=value, got '{item}'")
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -93,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
-    from .reporting.commands import add_leaderboard_parser, add_report_parser
-    from .submit_commands import add_export_parser, add_submit_parser, add_validate_parser
 
     for adder in (add_leaderboard_parser, add_report_parser, add_validate_parser, add_submit_parser,
                   add_export_parser):
@@ -104,12 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------------- commands
 def run_config_from_args(args: argparse.Namespace) -> Any:
-    from avcl_bench.baselines import MODELS
 
-    from .datasets import DATASETS
-    from .paths import default_out
-    from .runner import RunConfig
-    from avcl_bench.tasks.registry import TASK_ORDER, TASKS
 
     models = parse_csv(args.models) or [m for m in DEFAULT_MODELS if m in MODELS]
     if models == ["all"]:
@@ -137,9 +114,6 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .reporting.tables import console_table
-    from .runner import run
-    from .surveyed import load_table1_long
 
     cfg = run_config_from_args(args)
     records = run(cfg)
@@ -154,8 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from .arrays import load_npz
-    from avcl_bench.tasks.registry import get_task
+
 
     task = get_task(args.task)
     pred, ref = load_npz(args.pred), load_npz(args.ref)
@@ -174,11 +147,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]]
     if args.what == "models":
-        from avcl_bench.baselines import MODELS, model_info
 
         rows = [model_info(n) for n in MODELS]
     elif args.what == "tasks":
-        from avcl_bench.tasks.registry import TASKS
 
         rows = []
         for n in TASKS:
@@ -191,11 +162,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "pred_format": meta.pred_format, "ref_format": meta.ref_format,
                          "reference_names": list(meta.reference_names), "protocol": meta.protocol})
     elif args.what == "datasets":
-        from .datasets import DATASETS
 
         rows = [{"name": n, **DATASETS.meta(n)} for n in DATASETS]
     else:
-        from .surveyed import load_table1_long
 
         rows = load_table1_long().to_dict(orient="records")
     if args.json:

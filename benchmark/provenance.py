@@ -12,6 +12,7 @@ from avcl_bench._version import __version__
 
 from .paths import suite_checkout
 
+
 @lru_cache(maxsize=1)
 def git_commit() -> tuple[str, bool] | None:
     """(commit, dirty) of the suite's own checkout, else ``None``.

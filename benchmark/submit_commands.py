@@ -17,8 +17,23 @@ from typing import Any
 
 import numpy as np
 
+from avcl_bench._version import __version__
+from avcl_bench.baselines.base import seed_everything
+from avcl_bench.tasks.base import EvalContext  # noqa: F401  (import check of the task layer)
+from avcl_bench.tasks.registry import TASKS
+
+from .arrays import load_npz
+from .cliargs import parse_csv, parse_kv, parse_seeds
+from .datasets import DATASETS, load_dataset
+from .datasets.base import audio_batch, visual_batch
 from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
-from .submission import check_model_args
+from .interface import FitContext, missing_methods
+from .provenance import provenance
+from .reporting.tables import console_table
+from .runner import RunConfig, run
+from .store import ResultRecord, ResultStore, config_key
+from .submission import check_model_args, load_model_spec
+from .surveyed import load_table1_long
 
 VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": "20"}
 
@@ -41,14 +56,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
     """Problems found (one line each) and, per dataset, the tasks the model supports."""
     import torch
 
-    from avcl_bench.baselines.base import seed_everything
-    from avcl_bench.tasks.base import EvalContext  # noqa: F401  (import check of the task layer)
-    from avcl_bench.tasks.registry import TASKS
 
-    from .datasets import DATASETS, load_dataset
-    from .datasets.base import audio_batch, visual_batch
-    from .interface import FitContext, missing_methods
-    from .submission import load_model_spec
 
     factory, info = load_model_spec(spec)
     problems: list[str] = []
@@ -82,15 +90,16 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
         test = ds.split("test")
         idx = np.arange(min(8, len(test)))
         a_in, v_in = audio_batch(test, idx), visual_batch(test, idx)
-        checks = [("embed_audio", lambda: model.embed_audio(a_in), (len(idx), dim)),
-                  ("embed_visual", lambda: model.embed_visual(v_in), (len(idx), dim))]
+        # the lambdas are called within this iteration, so late binding of model/a_in/v_in is safe
+        checks = [("embed_audio", lambda: model.embed_audio(a_in), (len(idx), dim)),  # noqa: B023
+                  ("embed_visual", lambda: model.embed_visual(v_in), (len(idx), dim))]  # noqa: B023
         caps = set(getattr(model, "capabilities", ()))
         if "segments" in caps:
             t = ds.spec.segments
-            checks += [("embed_audio_segments", lambda: model.embed_audio_segments(a_in), (len(idx), t, dim)),
-                       ("embed_visual_segments", lambda: model.embed_visual_segments(v_in), (len(idx), t, dim))]
+            checks += [("embed_audio_segments", lambda: model.embed_audio_segments(a_in), (len(idx), t, dim)),  # noqa: B023
+                       ("embed_visual_segments", lambda: model.embed_visual_segments(v_in), (len(idx), t, dim))]  # noqa: B023
         if "spatial" in caps:
-            checks.append(("embed_visual_spatial", lambda: model.embed_visual_spatial(v_in), None))
+            checks.append(("embed_visual_spatial", lambda: model.embed_visual_spatial(v_in), None))  # noqa: B023
         for name, call, shape in checks:
             try:
                 out1, out2 = call(), call()
@@ -119,7 +128,6 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .cli import parse_csv, parse_kv
 
     problems, supported = validate_model(args.spec, parse_kv(args.model_args, "--model-args"),
                                          parse_csv(args.dataset) or None, args.data_root, fit=not args.no_fit)
@@ -136,9 +144,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ export
 def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
     """Write the inputs of ``split`` and a manifest of the prediction files a submission returns."""
-    from avcl_bench.tasks.registry import TASKS
 
-    from .datasets import DATASETS
 
     out.mkdir(parents=True, exist_ok=True)
     data = dataset.split(split)
@@ -163,8 +169,6 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .cli import parse_kv
-    from .datasets import load_dataset
 
     options: dict[str, Any] = {}
     for item in args.option:
@@ -180,7 +184,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ submit
 def _guard_name(out: Path, name: str, source_hash: str) -> None:
     """A submission never overwrites another model's results under the same name."""
-    from .store import ResultStore
 
     for rec in ResultStore(out).records():
         if rec["model"] == name:
@@ -191,12 +194,7 @@ def _guard_name(out: Path, name: str, source_hash: str) -> None:
 
 
 def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[ResultRecord]:
-    from avcl_bench.tasks.registry import TASKS
 
-    from avcl_bench._version import __version__
-    from .arrays import load_npz
-    from .provenance import provenance
-    from .store import ResultRecord, ResultStore, config_key
 
     files = sorted(p for p in pred_dir.glob("*.npz") if p.stem in TASKS)
     if not files:
@@ -226,12 +224,6 @@ def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from .cli import parse_csv, parse_kv, parse_seeds
-    from .datasets import load_dataset
-    from .reporting.tables import console_table
-    from .runner import RunConfig, run
-    from .submission import load_model_spec
-    from .surveyed import load_table1_long
 
     if (args.model is None) == (args.pred is None):
         raise ConfigError("submit needs exactly one of --model SPEC or --pred DIR")

@@ -6,11 +6,11 @@ import ast
 import importlib
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import avcl_bench
 

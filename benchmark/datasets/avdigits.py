@@ -42,8 +42,17 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import DataSpec
-from ._io import (cache_key, cached_arrays, files_signature, load_wave, parse_option, read_idx, resolve_root,
-                  segment_log_mel, standardise)
+from ._io import (
+    cache_key,
+    cached_arrays,
+    files_signature,
+    load_wave,
+    parse_option,
+    read_idx,
+    resolve_root,
+    segment_log_mel,
+    standardise,
+)
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 

@@ -28,8 +28,8 @@ import numpy as np
 from scipy.signal import lfilter
 
 from ..errors import ConfigError, InputError
-from ..interface import DataSpec
 from ..features import log_mel
+from ..interface import DataSpec
 from ._io import cached_arrays
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset

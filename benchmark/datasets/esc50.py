@@ -29,8 +29,19 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import DataSpec
-from ._io import (cache_key, cached_arrays, files_signature, load_wave, locate, need_file, parse_option, resolve_root,
-                  segment_log_mel, stable_fraction, standardise)
+from ._io import (
+    cache_key,
+    cached_arrays,
+    files_signature,
+    load_wave,
+    locate,
+    need_file,
+    parse_option,
+    resolve_root,
+    segment_log_mel,
+    stable_fraction,
+    standardise,
+)
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 

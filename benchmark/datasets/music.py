@@ -34,8 +34,21 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import DataSpec
-from ._io import (cache_key, cached_arrays, files_signature, locate, need_file, parse_option, read_image,
-                  read_wav, resample, resolve_root, segment_log_mel, stable_fraction, standardise)
+from ._io import (
+    cache_key,
+    cached_arrays,
+    files_signature,
+    locate,
+    need_file,
+    parse_option,
+    read_image,
+    read_wav,
+    resample,
+    resolve_root,
+    segment_log_mel,
+    stable_fraction,
+    standardise,
+)
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 

@@ -6,8 +6,9 @@ the expected on-disk layout, licence and citation, and whether ``--data-root`` i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ..registry import Registry

@@ -325,11 +325,10 @@ def _plot_block(block: Block) -> str:
     Returns a base64 PNG. Built with the object-oriented Agg API (no pyplot state) and
     saved without metadata so that the bytes depend only on the data.
     """
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-
-    import matplotlib
 
     n = len(block.metrics)
     fig = Figure(figsize=(max(3.6 * n, 5.0), 3.8), dpi=90)

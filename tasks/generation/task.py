@@ -19,8 +19,15 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.training import EpochLog, minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
-from .feature_net import (FEATURE_NET_VERSION, frame_features, load_or_train, net_features, protocol_size,
-                          to_protocol_images)
+from .feature_net import (
+    FEATURE_NET_VERSION,
+    frame_features,
+    load_or_train,
+    net_features,
+    protocol_size,
+    to_protocol_images,
+)
+from .inception import inception_features, load_fid_inception
 from .metrics import METRICS as _METRICS
 from .metrics import frechet_distance, generation_metrics
 
@@ -179,7 +186,6 @@ class GenerationTask(Task):
         inception = None
         weights = ctx.options.get("inception_weights")
         if weights is not None:  # load first: a bad file fails before any training
-            from .inception import load_fid_inception
 
             inception = load_fid_inception(weights)
         adv = _adv_weight(ctx.options)
@@ -203,7 +209,6 @@ class GenerationTask(Task):
         metrics = generation_metrics(gen_feats, real_feats, paired=True, kid_subsets=self.kid_subsets,
                                      kid_subset_size=config["kid"]["subset_size"], seed=0, source="model output")
         if inception is not None:
-            from .inception import inception_features
 
             real = to_protocol_images(np.asarray(test.frames), size, source=dataset.spec.name, field="test frames")
             metrics["FID"] = frechet_distance(inception_features(inception, generated, device=ctx.device),

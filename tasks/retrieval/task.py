@@ -16,7 +16,6 @@ from ..base import EvalContext, Task, TaskMetadata, TaskResult
 from .metrics import METRICS, average_precision, retrieval_metrics
 
 
-
 def embed_test(model: Any, dataset: Any, ctx: EvalContext, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Clip embeddings of a split, validated (shape, finite) so a broken model fails clearly."""
     return embed_split(model, dataset.split(split), ("audio", "visual"), device=ctx.device)

@@ -59,7 +59,7 @@ def _check_not_silent(x: np.ndarray, source: str, field: str, why: str) -> None:
     silent = ~np.any(x != 0, axis=-1)
     if silent.any():
         idx = tuple(int(i) for i in np.argwhere(silent)[0])
-        where = "item {}".format(idx[0]) + (f", source {idx[1]}" if len(idx) > 1 else "")
+        where = f"item {idx[0]}" + (f", source {idx[1]}" if len(idx) > 1 else "")
         raise InputError(source, field, f"{where} is silent (all zeros): {why}")
 
 

@@ -19,8 +19,8 @@ from avcl_bench.benchmark.errors import InputError
 from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
+from .metrics import FILTER_LENGTH, bss_eval_batch, separation_metrics
 from .metrics import METRICS as _METRICS
-from .metrics import FILTER_LENGTH, bss_eval_batch
 
 METRICS: dict[str, MetricSpec] = dict(_METRICS)
 
@@ -294,7 +294,6 @@ class SeparationTask(Task):
 
     def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
               ref_source: str = "ref") -> dict[str, float]:
-        from .metrics import separation_metrics
 
         require(pred, pred_source, ("estimates",))
         require(ref, ref_source, ("sources",))

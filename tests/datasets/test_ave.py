@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 
-from avcl_bench.benchmark.datasets.ave import NUM_CLASSES, categories, load_ave, read_annotations, read_order
 from avcl_bench.benchmark.datasets._io import H5Rows
+from avcl_bench.benchmark.datasets.ave import NUM_CLASSES, categories, load_ave, read_annotations, read_order
 from avcl_bench.benchmark.datasets.base import _take
 from avcl_bench.benchmark.errors import InputError
 

@@ -235,7 +235,7 @@ def _lifted_reference(a, v, labels, alpha) -> float:
         if y[i] != y[j]:
             continue
         s = sum(math.exp(alpha - d[i, k]) for k in range(n) if y[k] != y[i])
-        s += sum(math.exp(alpha - d[l, j]) for l in range(n) if y[l] != y[j])
+        s += sum(math.exp(alpha - d[m, j]) for m in range(n) if y[m] != y[j])
         if s == 0:
             continue
         terms.append(max(0.0, math.log(s) + d[i, j]) ** 2)

@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from avcl_bench.benchmark.errors import InputError, UnknownNameError
-from avcl_bench.benchmark.reporting.leaderboard import LEADERBOARD_COLUMNS, format_leaderboard, leaderboard, leaderboard_json
+from avcl_bench.benchmark.reporting.leaderboard import (
+    LEADERBOARD_COLUMNS,
+    format_leaderboard,
+    leaderboard,
+    leaderboard_json,
+)
 from avcl_bench.benchmark.reporting.records import records_frame
 from avcl_bench.benchmark.reporting.tables import (
     AGGREGATE_COLUMNS,

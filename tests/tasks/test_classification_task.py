@@ -16,7 +16,14 @@ from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 from avcl_bench.tasks.base import EvalContext
-from avcl_bench.tasks.classification.task import C_GRID, METRICS, ClassificationTask, knn_scores, linear_probe, mlp_probe
+from avcl_bench.tasks.classification.task import (
+    C_GRID,
+    METRICS,
+    ClassificationTask,
+    knn_scores,
+    linear_probe,
+    mlp_probe,
+)
 from avcl_bench.tasks.registry import get_task
 
 ALL_KEYS = {"ACC", "top5_ACC", "macro_F1", "ACC_audio", "ACC_visual", "kNN_ACC", "kNN_ACC_audio", "kNN_ACC_visual"}

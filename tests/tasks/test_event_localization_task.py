@@ -13,8 +13,13 @@ from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 from avcl_bench.tasks.base import EvalContext
-from avcl_bench.tasks.event_localization.task import (METRICS, EventLocalizationTask, HeadConfig, segment_features,
-                                           train_segment_head)
+from avcl_bench.tasks.event_localization.task import (
+    METRICS,
+    EventLocalizationTask,
+    HeadConfig,
+    segment_features,
+    train_segment_head,
+)
 from avcl_bench.tasks.registry import get_task
 
 KEYS = {"ACC", "video_ACC"}

@@ -16,7 +16,7 @@ from mir_eval.separation import bss_eval_sources
 import avcl_bench.tasks.separation.metrics as sep
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
-from avcl_bench.tasks.separation.metrics import METRICS, FILTER_LENGTH, bss_eval_batch, separation_metrics
+from avcl_bench.tasks.separation.metrics import FILTER_LENGTH, METRICS, bss_eval_batch, separation_metrics
 
 TOL_DB = 1e-6
 
