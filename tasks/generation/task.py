@@ -19,6 +19,7 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.training import EpochLog, minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
+from . import inception as fid_inception
 from .feature_net import (
     FEATURE_NET_VERSION,
     frame_features,
@@ -27,7 +28,6 @@ from .feature_net import (
     protocol_size,
     to_protocol_images,
 )
-from .inception import inception_features, load_fid_inception
 from .metrics import METRICS as _METRICS
 from .metrics import frechet_distance, generation_metrics
 
@@ -187,7 +187,7 @@ class GenerationTask(Task):
         weights = ctx.options.get("inception_weights")
         if weights is not None:  # load first: a bad file fails before any training
 
-            inception = load_fid_inception(weights)
+            inception = fid_inception.load_fid_inception(weights)
         adv = _adv_weight(ctx.options)
         test = dataset.split("test")
         net = load_or_train(dataset, progress=ctx.progress)
@@ -211,8 +211,8 @@ class GenerationTask(Task):
         if inception is not None:
 
             real = to_protocol_images(np.asarray(test.frames), size, source=dataset.spec.name, field="test frames")
-            metrics["FID"] = frechet_distance(inception_features(inception, generated, device=ctx.device),
-                                              inception_features(inception, real, device=ctx.device),
+            metrics["FID"] = frechet_distance(fid_inception.inception_features(inception, generated, device=ctx.device),
+                                              fid_inception.inception_features(inception, real, device=ctx.device),
                                               source="inception features")
             config["fid"] = {"weights": str(weights), "real": "test frames at the protocol resolution"}
         return TaskResult(metrics=metrics, protocol=protocol, config=config)
