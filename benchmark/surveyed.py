@@ -12,9 +12,9 @@ learning") is kept in two hand-curated CSV files under ``results/surveyed/``:
     (``metric_key``), a canonical ``dataset_id`` and the value on the suite's scale
     (``value_normalized``; percentages become fractions). Columns: :data:`LONG_COLUMNS`.
 
-Reporting code asks :func:`surveyed_rows` for the rows of one task / metric / dataset and
-labels them with :func:`comparability`: a surveyed number is a ``"direct"`` comparison
-only when it was measured on the dataset of the run, otherwise it is a ``"reference"``.
+Reporting code filters the rows of one task / metric and labels them with
+:func:`comparability`: a surveyed number is a ``"direct"`` comparison only when it was
+measured on the dataset of the run, otherwise it is a ``"reference"``.
 
 The folder can be replaced with the environment variable ``AVCL_SURVEYED_DIR``. Every
 problem with the files is raised as :class:`~benchmark.errors.InputError` naming the file
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import ConfigError, InputError, UnknownNameError
+from .errors import ConfigError, InputError
 from .schema import TASK_FAMILIES
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "load_table1_long",
     "resolve_dataset_id",
     "surveyed_dir",
-    "surveyed_rows",
 ]
 
 ENV_VAR = "AVCL_SURVEYED_DIR"
@@ -235,32 +234,6 @@ def resolve_dataset_id(name: str) -> str:
         raise ConfigError(f"dataset must be a non-empty name, got {name!r}")
     key = name.strip().lower()
     return DATASET_ALIASES.get(key, key)
-
-
-def surveyed_rows(
-    task: str | None = None,
-    metric_key: str | None = None,
-    dataset_id: str | None = None,
-    *,
-    path: str | os.PathLike[str] | None = None,
-) -> pd.DataFrame:
-    """Rows of the long table matching every given filter (``None`` = no filter).
-
-    ``task`` must be one of :data:`TASKS`; ``dataset_id`` may also be a registry name
-    (see :data:`DATASET_ALIASES`). A filter matching nothing gives an empty frame with
-    the usual columns; the index is reset.
-    """
-    if task is not None and task not in TASKS:
-        raise UnknownNameError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
-    df = load_table1_long(path)
-    keep = pd.Series(True, index=df.index)
-    if task is not None:
-        keep &= df["task"] == task
-    if metric_key is not None:
-        keep &= df["metric_key"] == metric_key
-    if dataset_id is not None:
-        keep &= df["dataset_id"] == resolve_dataset_id(dataset_id)
-    return df[keep].reset_index(drop=True)
 
 
 def comparability(rows: pd.DataFrame, dataset_id: str) -> pd.Series:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from avcl_bench.benchmark import surveyed
-from avcl_bench.benchmark.errors import ConfigError, InputError, UnknownNameError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.surveyed import (
     DATASET_ALIASES,
     LONG_COLUMNS,
@@ -20,7 +20,6 @@ from avcl_bench.benchmark.surveyed import (
     comparability,
     load_table1,
     load_table1_long,
-    surveyed_rows,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,35 +270,21 @@ def test_dataset_ids_are_canonical(long: pd.DataFrame) -> None:
 
 # --- filters and comparability ----------------------------------------------------------
 
-def test_surveyed_rows_filters(long: pd.DataFrame) -> None:
-    sdr = surveyed_rows(task="separation", metric_key="SDR", dataset_id="music")
-    assert sorted(sdr["paper"]) == sorted([
-        "Zhu and Rahtu, 2020", "Gao and Grauman, 2019", "Zhao et al., 2019", "Zhu and Rahtu, 2021", "Hu et al., 2020",
-    ])
-    assert list(sdr.index) == list(range(len(sdr)))
-    assert len(surveyed_rows()) == len(long)
-    vegas = surveyed_rows(metric_key="mAP", dataset_id="vegas")
-    assert sorted(vegas["value"]) == [74.2, 77.8, 81.2]
-    # registry alias and dataset_id select the same rows
-    pd.testing.assert_frame_equal(surveyed_rows(dataset_id="flickr"), surveyed_rows(dataset_id="flickr-soundnet"))
-    assert len(surveyed_rows(dataset_id="vggss")) == 1
-    empty = surveyed_rows(task="generation", metric_key="SDR")
-    assert empty.empty and tuple(empty.columns) == LONG_COLUMNS
+def _rows(long: pd.DataFrame, **eq: str) -> pd.DataFrame:
+    keep = pd.Series(True, index=long.index)
+    for col, value in eq.items():
+        keep &= long[col] == value
+    return long[keep].reset_index(drop=True)
 
 
-def test_surveyed_rows_rejects_unknown_task() -> None:
-    with pytest.raises(UnknownNameError, match="unknown task 'retreival'"):
-        surveyed_rows(task="retreival")
-
-
-def test_comparability() -> None:
-    rows = surveyed_rows(metric_key="mAP")
+def test_comparability(long: pd.DataFrame) -> None:
+    rows = _rows(long, metric_key="mAP")
     label = comparability(rows, "ave")
     assert label.index.equals(rows.index) and label.name == "comparability"
     assert (label == "direct").tolist() == (rows["dataset_id"] == "ave").tolist()
     assert set(label) == {"direct", "reference"}
     assert (comparability(rows, "no-such-dataset") == "reference").all()
-    chen = surveyed_rows(task="localization")
+    chen = _rows(long, task="localization")
     assert comparability(chen, "vggss")[chen["dataset_id"] == "vgg-ss"].eq("direct").all()
     with pytest.raises(InputError, match="dataset_id"):
         comparability(rows.drop(columns="dataset_id"), "ave")
@@ -324,7 +309,7 @@ def test_env_var_and_folder_path(copy_dir: Path, monkeypatch: pytest.MonkeyPatch
     df.to_csv(long_csv, index=False)
     monkeypatch.setenv(surveyed.ENV_VAR, str(copy_dir))
     assert set(load_table1_long()["dataset_id"]) == {"music"}
-    assert len(surveyed_rows(task="separation")) == 5
+    assert (load_table1_long()["task"] == "separation").sum() == 5
     monkeypatch.delenv(surveyed.ENV_VAR)
     assert len(load_table1_long(copy_dir)) == len(df)
     assert len(load_table1(copy_dir / "table1.csv")) == 40
