@@ -236,12 +236,28 @@ def h5_read(path: Path, key: str) -> np.ndarray:
         return np.asarray(f[key][()])
 
 
+def check_rows_finite(block: np.ndarray, rows: np.ndarray, path: Path, key: str) -> None:
+    """A one-line :class:`InputError` naming the file, dataset and row of the first NaN/inf in ``block``.
+
+    ``block[j]`` is row ``rows[j]`` of ``/key``; integer blocks are never checked.
+    """
+    if block.dtype.kind not in "fc" or len(block) == 0:
+        return
+    ok = np.isfinite(block.reshape(len(block), -1)).all(axis=1)
+    if not ok.all():
+        row = int(rows[int(np.flatnonzero(~ok)[0])])
+        raise InputError(path, f"/{key} row {row}", "contains NaN or inf (found while reading; a value too large "
+                                                     "for float32 reads as inf)")
+
+
 class H5Rows:
     """A lazy, numpy-like view of selected rows of one HDF5 dataset.
 
     ``view[idx]`` reads only rows ``rows[idx]`` of ``/key`` (h5py needs sorted unique
     indices: they are sorted, de-duplicated and put back in order here), converts them to
-    ``dtype`` and applies ``transform`` (e.g. a transpose of each row). The file is opened
+    ``dtype``, checks that float rows are finite (an :class:`InputError` naming the file,
+    dataset and row: loaders check whole files at load time, this catches files changed
+    since) and applies ``transform`` (e.g. a transpose of each row). The file is opened
     per read, so views are cheap, picklable and safe to use from worker processes.
     """
 
@@ -276,6 +292,7 @@ class H5Rows:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
         with open_h5(self.path) as f:
             block = np.asarray(f[self.key][uniq], dtype=self.dtype)
+        check_rows_finite(block, uniq, self.path, self.key)
         if self.transform is not None:
             block = self.transform(block)
         out = block[inverse]
@@ -299,7 +316,11 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
 
 
 def files_signature(paths: Sequence[Path]) -> str:
-    """A cheap fingerprint of input files (name, size, mtime) for cache keys."""
+    """A cheap signature of input files (name, size, mtime): not a content hash.
+
+    Fingerprints and cache keys of loaders use content digests
+    (:func:`benchmark.datasets.filehash.files_digest`) instead.
+    """
     h = hashlib.sha256()
     for p in paths:
         st = p.stat()

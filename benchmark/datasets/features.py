@@ -16,7 +16,9 @@ must have the same T. Strings in npz files must be fixed-width unicode or bytes 
 Files without a validation item get one carved from train (every 10th train item, in file
 order; ``spec.extra["val_from_train"]`` is then True).
 
-HDF5 files are read lazily (only the rows of each batch); npz files are loaded whole.
+HDF5 files are read lazily (only the rows of each batch); npz files are loaded whole. The
+fingerprint covers every value of the file (HDF5: streamed once and memoised, see
+:mod:`benchmark.datasets.filehash`); NaN/inf in ``audio``/``visual`` stops the load with the row.
 Options: ``path=FILE`` (or ``--data-root FILE``), ``name=ID`` the dataset id results are
 reported under (e.g. ``vegas`` or ``ave``, default ``features``) so they stay comparable.
 """
@@ -31,8 +33,9 @@ import numpy as np
 from ..arrays import check_array, load_npz
 from ..errors import ConfigError, InputError
 from ..interface import DataSpec
-from ._io import H5Rows, h5_read, h5_shape, parse_option
+from ._io import H5Rows, content_hash, h5_read, h5_shape, parse_option
 from .base import AVSplit, InMemoryDataset
+from .filehash import checked_h5
 from .registry import register_dataset
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -193,12 +196,10 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path, name: str, quick: bo
     splits = {s: AVSplit(audio=audio[r], visual=visual[r], labels=labels[r],
                          segment_labels=None if seg_arr is None else seg_arr[r], ids=[ids[i] for i in r])
               for s, r in rows.items()}
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        h.update(key.encode() + np.ascontiguousarray(arrays[key]).tobytes())
-    h.update(f"{quick}".encode())
+    # every array of the file, whole (names, dtypes, shapes, values): the npz is loaded whole anyway
+    digest = _fingerprint("npz", content_hash(arrays), quick)
     return InMemoryDataset(_spec(name, a_shape, v_shape, k, names, image, carved, seg is not None, path), splits,
-                           h.hexdigest())
+                           digest)
 
 
 def _from_hdf5(path: Path, name: str, quick: bool) -> InMemoryDataset:
@@ -228,10 +229,12 @@ def _from_hdf5(path: Path, name: str, quick: bool) -> InMemoryDataset:
                           transform=_reshaper(v_shape)),
             labels=labels[r], segment_labels=None if seg is None else np.asarray(seg, dtype=np.int64)[r],
             ids=[ids[i] for i in r])
-    h = hashlib.sha256()
-    probe = H5Rows(path, "audio", np.array([0, n - 1]), row_shape=a_shape, transform=_reshaper(a_shape))
-    for part in (labels, split, probe[np.array([0, 1])], np.asarray(a_raw), np.asarray(v_raw)):
-        h.update(np.ascontiguousarray(part).tobytes())
-    h.update(f"{quick}".encode())
+    # every dataset of the file, whole, streamed once and memoised per file state; the same pass
+    # refuses NaN/inf in audio or visual (naming the row) before anything is run
+    digest = _fingerprint("h5", checked_h5(path, ("audio", "visual")), quick)
     return InMemoryDataset(_spec(name, a_shape, v_shape, k, names, image, carved, seg is not None, path), splits,
-                           h.hexdigest())
+                           digest)
+
+
+def _fingerprint(kind: str, content: str, quick: bool) -> str:
+    return hashlib.sha256(f"features|{kind}|{content}|quick={quick}".encode()).hexdigest()
