@@ -45,7 +45,6 @@ from ..interface import DataSpec
 from ._io import (
     cache_key,
     cached_arrays,
-    files_signature,
     load_wave,
     parse_option,
     read_idx,
@@ -54,6 +53,7 @@ from ._io import (
     standardise,
 )
 from .base import AVSplit, InMemoryDataset
+from .filehash import combine, files_digest
 from .registry import register_dataset
 
 VERSION = "1"
@@ -236,10 +236,11 @@ def load_avdigits(*, data_root: Path | None, options: dict[str, Any], quick: boo
         if not p.exists():
             raise InputError(p, None, f"not found (expected layout: {LAYOUT})")
     wavs = sorted((root / "fsdd" / "recordings").glob("*.wav"))
-    sig = files_signature([*wavs, *inputs[1:]])
-    key = cache_key("avdigits", {"version": VERSION, **asdict(cfg), "root": str(root.resolve()), "files": sig})
+    # content of every input file (memoised per file state): the cache key and the fingerprint
+    files = files_digest([*wavs, *inputs[1:]])
+    key = cache_key("avdigits", {"version": VERSION, **asdict(cfg), "root": str(root.resolve()), "files": files})
     arrays, digest = cached_arrays(key, lambda: build_arrays(root, cfg))
-    return _assemble(arrays, digest, cfg)
+    return _assemble(arrays, combine(digest, files), cfg)
 
 
 def _assemble(arrays: dict[str, np.ndarray], digest: str, cfg: AVDigitsConfig) -> InMemoryDataset:

@@ -32,7 +32,6 @@ from ..interface import DataSpec
 from ._io import (
     cache_key,
     cached_arrays,
-    files_signature,
     load_wave,
     locate,
     need_file,
@@ -43,6 +42,7 @@ from ._io import (
     standardise,
 )
 from .base import AVSplit, InMemoryDataset
+from .filehash import combine, files_digest
 from .registry import register_dataset
 
 VERSION = "1"
@@ -160,7 +160,9 @@ def load_esc50(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
                                 n_mels=N_MELS, n_fft=N_FFT, fmin=20.0)
         return {"audio": standardise(feats, np.flatnonzero(split == 0)), "split": split}
 
-    key = cache_key("esc50", {"version": VERSION, **asdict(cfg), "files": files_signature(wavs),
+    # content of the metadata (labels, folds) and of every clip (memoised per file state)
+    files = files_digest([root / "meta" / "esc50.csv", *wavs])
+    key = cache_key("esc50", {"version": VERSION, **asdict(cfg), "files": files,
                               "clips": [c.filename for c in clips]})
     arrays, digest = cached_arrays(key, build)
     labels = np.asarray([targets.index(c.target) for c in clips], dtype=np.int64)
@@ -178,4 +180,4 @@ def load_esc50(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
         extra={"audio_only": True, "config": asdict(cfg), "folds": list(FOLDS),
                "protocol": "5-fold cross-validation: mean test accuracy over fold=1..5"},
     )
-    return InMemoryDataset(spec=spec, splits=splits, content_hash=digest)
+    return InMemoryDataset(spec=spec, splits=splits, content_hash=combine(digest, files))

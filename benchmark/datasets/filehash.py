@@ -236,3 +236,8 @@ def checked_h5(path: Path, keys: Iterable[str]) -> str:
     content = h5_content(path)
     refuse_nonfinite(path, content, keys)
     return content.sha256
+
+
+def combine(*parts: str) -> str:
+    """One SHA-256 over several digests (or short labels), in order."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -157,4 +157,5 @@ def load_flickr(*, data_root: Path | None, options: dict[str, Any], quick: bool,
     classes = tuple(str(k) for k in originals)
     items = [LocalizationItem(i, str(k), read_flickr_xml(xml_dir / f"{i}.xml")) for i, k in rows]
     return build_localization("flickr", folder, items, classes, render_consensus, cfg,
-                              {"train": 300, "val": 40, "test": 249}, {"annotation_size": ANNOTATION_SIZE})
+                              {"train": 300, "val": 40, "test": 249}, {"annotation_size": ANNOTATION_SIZE},
+                              [ann / "flickr_test.csv", *(xml_dir / f"{i}.xml" for i, _ in rows)])

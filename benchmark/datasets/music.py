@@ -37,7 +37,6 @@ from ..interface import DataSpec
 from ._io import (
     cache_key,
     cached_arrays,
-    files_signature,
     locate,
     need_file,
     parse_option,
@@ -50,6 +49,7 @@ from ._io import (
     standardise,
 )
 from .base import AVSplit, InMemoryDataset
+from .filehash import combine, files_digest
 from .registry import register_dataset
 
 VERSION = "1"
@@ -135,20 +135,57 @@ def _frame_path(v: Video, t: float, fps: int) -> Path:
     return p
 
 
+def _clip_start(n_samples: int, cfg: MusicConfig) -> int:
+    """First sample (at ``SAMPLE_RATE``) of the centred clip of a track of ``n_samples``."""
+    return max(0, (n_samples - int(round(cfg.clip_seconds * SAMPLE_RATE))) // 2)
+
+
+def _clip_frames(v: Video, start: int, cfg: MusicConfig) -> list[Path]:
+    """The frames a clip starting at sample ``start`` shows: one per segment centre, then the middle one."""
+    t0, seg = start / SAMPLE_RATE, cfg.clip_seconds / SEGMENTS
+    return [_frame_path(v, t0 + (k + 0.5) * seg, cfg.fps) for k in range(SEGMENTS)] + [
+        _frame_path(v, t0 + cfg.clip_seconds / 2, cfg.fps)]
+
+
+def _resampled_length(path: Path) -> int:
+    """Samples of a WAV file at ``SAMPLE_RATE`` (as :func:`resample` makes them), reading the header only."""
+    from math import gcd
+
+    from scipy.io import wavfile
+
+    try:
+        sr, data = wavfile.read(path, mmap=True)
+        n = int(data.shape[0])
+    except (ValueError, OSError, EOFError):  # formats mmap cannot map: read it
+        x, sr = read_wav(path)
+        n = len(x)
+    if sr == SAMPLE_RATE:
+        return n
+    g = gcd(int(sr), SAMPLE_RATE)
+    up, down = SAMPLE_RATE // g, int(sr) // g
+    return -(-n * up // down)  # scipy.signal.resample_poly: ceil(n * up / down)
+
+
+def input_files(videos: list[Video], cfg: MusicConfig) -> list[Path]:
+    """Every file a build reads: each video's wav and the frames its clip shows."""
+    out: list[Path] = []
+    for v in videos:
+        out += [v.audio, *_clip_frames(v, _clip_start(_resampled_length(v.audio), cfg), cfg)]
+    return out
+
+
 def build_arrays(videos: list[Video], split: np.ndarray, cfg: MusicConfig) -> dict[str, np.ndarray]:
     clip_len = int(round(cfg.clip_seconds * SAMPLE_RATE))
     waves, visual, middle = [], [], []
     for v in videos:
         x, sr = read_wav(v.audio)
         x = resample(x, sr, SAMPLE_RATE)
-        start = max(0, (len(x) - clip_len) // 2)
+        start = _clip_start(len(x), cfg)
         wave = np.pad(x[start : start + clip_len], (0, max(0, clip_len - len(x[start : start + clip_len]))))
         waves.append(wave)
-        t0 = start / SAMPLE_RATE
-        seg = cfg.clip_seconds / SEGMENTS
-        visual.append(np.stack([read_image(_frame_path(v, t0 + (k + 0.5) * seg, cfg.fps), cfg.image_size)
-                                for k in range(SEGMENTS)]))
-        middle.append(read_image(_frame_path(v, t0 + cfg.clip_seconds / 2, cfg.fps), cfg.image_size))
+        *seg_frames, mid = _clip_frames(v, start, cfg)
+        visual.append(np.stack([read_image(p, cfg.image_size) for p in seg_frames]))
+        middle.append(read_image(mid, cfg.image_size))
     w = np.stack(waves).astype(np.float32)
     feats = segment_log_mel(w, SAMPLE_RATE, segments=SEGMENTS, frames_per_segment=FRAMES_PER_SEGMENT, n_mels=N_MELS,
                             n_fft=N_FFT, fmin=30.0)
@@ -213,8 +250,9 @@ def load_music(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
             raise InputError(folder / "audio", None, f"too few videos ({len(videos)}) for a {s} split")
     order = np.argsort(code, kind="stable")
     videos, code = [videos[i] for i in order], code[order]
-    key = cache_key("music", {"version": VERSION, **asdict(cfg), "ids": [v.vid for v in videos],
-                              "files": files_signature([v.audio for v in videos])})
+    # content of the list and of every wav and frame a clip uses (memoised per file state)
+    files = files_digest([ann / LISTS[cfg.list], *input_files(videos, cfg)])
+    key = cache_key("music", {"version": VERSION, **asdict(cfg), "ids": [v.vid for v in videos], "files": files})
     arrays, digest = cached_arrays(key, lambda: build_arrays(videos, code, cfg))
     labels = np.asarray([instruments.index(v.instrument) for v in videos], dtype=np.int64)
     splits = {}
@@ -230,4 +268,4 @@ def load_music(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
         extra={"config": asdict(cfg), "missing_videos": missing, "segment_samples":
                int(round(cfg.clip_seconds * SAMPLE_RATE)) // SEGMENTS},
     )
-    return InMemoryDataset(spec=spec, splits=splits, content_hash=digest)
+    return InMemoryDataset(spec=spec, splits=splits, content_hash=combine(digest, files))

@@ -42,7 +42,6 @@ from ..interface import DataSpec
 from ._io import (
     cache_key,
     cached_arrays,
-    files_signature,
     load_wave,
     locate,
     need_file,
@@ -54,6 +53,7 @@ from ._io import (
     standardise,
 )
 from .base import AVSplit, InMemoryDataset
+from .filehash import combine, files_digest
 from .registry import register_dataset
 
 VERSION = "1"
@@ -263,8 +263,13 @@ def plan_splits(items: list[LocalizationItem], folder: Path, cfg: LocalizationCo
 
 def build_localization(name: str, folder: Path, items: list[LocalizationItem], classes: tuple[str, ...],
                        render: Callable[[Any, tuple[int, int]], np.ndarray], cfg: LocalizationConfig,
-                       quick_sizes: dict[str, int], extra: dict[str, Any]) -> InMemoryDataset:
-    """Read frames and audio of the planned splits (cached) and assemble the dataset."""
+                       quick_sizes: dict[str, int], extra: dict[str, Any],
+                       annotations: list[Path]) -> InMemoryDataset:
+    """Read frames and audio of the planned splits (cached) and assemble the dataset.
+
+    ``annotations`` are the files the items (labels, boxes) were read from: with the frames and
+    audio read here, their content is the dataset's fingerprint.
+    """
     plan, n_missing = plan_splits(items, folder, cfg, name, quick_sizes)
     order = [(s, it) for s in ("train", "val", "test") for it in plan[s]]
     paths = [folder / "frames" / f"{it.file}.jpg" for _, it in order] + [
@@ -280,8 +285,8 @@ def build_localization(name: str, folder: Path, items: list[LocalizationItem], c
         split = np.asarray([("train", "val", "test").index(s) for s, _ in order])
         return {"images": images, "audio": standardise(feats, np.flatnonzero(split == 0)), "split": split}
 
-    key = cache_key(name, {"version": VERSION, **asdict(cfg), "ids": [it.file for _, it in order],
-                           "files": files_signature(paths)})
+    media = files_digest(paths)  # content of every frame and wav (memoised per file state)
+    key = cache_key(name, {"version": VERSION, **asdict(cfg), "ids": [it.file for _, it in order], "files": media})
     arrays, digest = cached_arrays(key, build)
     index = {c: k for k, c in enumerate(classes)}
     splits = {}
@@ -301,7 +306,7 @@ def build_localization(name: str, folder: Path, items: list[LocalizationItem], c
         extra={"config": asdict(cfg), "missing_clips": n_missing, "mask_size": cfg.mask_size,
                "unlabelled_train": cfg.train == "extra", **extra},
     )
-    return InMemoryDataset(spec=spec, splits=splits, content_hash=digest)
+    return InMemoryDataset(spec=spec, splits=splits, content_hash=combine(digest, media, files_digest(annotations)))
 
 
 @register_dataset(
@@ -331,4 +336,5 @@ def load_vggss(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
     return build_localization("vggss", folder, items, classes, render_box_mask, cfg,
                               {"train": 300, "val": 40, "test": 200},
                               {"list": which, "degenerate_boxes": LAST_DEGENERATE.get(str(ann / "vggss.json"), 0),
-                               "empty_masks": sum(not it.boxes[0] for it in items)})
+                               "empty_masks": sum(not it.boxes[0] for it in items)},
+                              [ann / "vggss.json", *([ann / "vggss_test.csv"] if which == "test" else [])])
