@@ -290,7 +290,7 @@ class H5Rows:
         uniq, inverse = np.unique(sel, return_inverse=True)
         if len(uniq) == 0:
             return np.zeros((0, *self.row_shape), dtype=self.dtype)
-        with open_h5(self.path) as f:
+        with open_h5(self.path) as f, np.errstate(over="ignore"):  # an overflow to inf is refused below
             block = np.asarray(f[self.key][uniq], dtype=self.dtype)
         check_rows_finite(block, uniq, self.path, self.key)
         if self.transform is not None:
