@@ -5,6 +5,7 @@ by name instead of branching on names.
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -38,7 +39,9 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items)) or "(none)"
-            raise UnknownNameError(f"unknown {self.kind} '{name}'; known: {known}") from None
+            close = difflib.get_close_matches(str(name), list(self._items), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UnknownNameError(f"unknown {self.kind} '{name}'{hint} (known: {known})") from None
 
     def meta(self, name: str) -> dict[str, Any]:
         self.get(name)
