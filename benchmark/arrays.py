@@ -179,3 +179,78 @@ def check_same_len(source: object, **arrays: np.ndarray) -> int:
         desc = ", ".join(f"{k}={n}" for k, n in lens.items())
         raise InputError(source, "/".join(lens), f"count mismatch ({desc})")
     return next(iter(lens.values()))
+
+
+# ---------------------------------------------------------------------------------- metric memory
+#: working memory a metric may allocate for one input (bytes), unless ``$AVCL_MAX_METRIC_BYTES`` says otherwise
+DEFAULT_MAX_METRIC_BYTES = 4 * 1024**3
+MAX_METRIC_BYTES_ENV = "AVCL_MAX_METRIC_BYTES"
+
+
+def max_metric_bytes() -> int:
+    """The limit on a metric's working memory (``$AVCL_MAX_METRIC_BYTES``, default 4 GiB)."""
+    raw = os.environ.get(MAX_METRIC_BYTES_ENV)
+    if raw is None:
+        return DEFAULT_MAX_METRIC_BYTES
+    try:
+        value = int(float(raw))
+    except (ValueError, OverflowError):
+        raise InputError(f"${MAX_METRIC_BYTES_ENV}", None, f"expected a number of bytes, got '{raw}'") from None
+    if value <= 0:
+        raise InputError(f"${MAX_METRIC_BYTES_ENV}", None, f"must be positive, got {value}")
+    return value
+
+
+def check_work_bytes(source: object, field: str, nbytes: float, what: str) -> None:
+    """Refuse an input whose metric would need more than :func:`max_metric_bytes` of working memory.
+
+    Metrics call this with an estimate computed from the input shapes *before* allocating
+    (``what`` says what needs the memory: ``"the (D, D) covariances of the Fréchet distance"``).
+    """
+    limit = max_metric_bytes()
+    if nbytes > limit:
+        raise InputError(source, field, f"{what} would need {float(nbytes) / 1024**3:.3g} GiB of working memory, "
+                         f"over the {limit / 1024**3:.3g} GiB limit (raise it with ${MAX_METRIC_BYTES_ENV}=BYTES)")
+
+
+# ---------------------------------------------------------------------------------- labels and results
+#: integer labels must lie below this (they index arrays; int64 arithmetic must not overflow)
+MAX_LABEL = 2**62
+
+
+def check_labels(
+    arr: object, source: object, field: str, *, ndim: int | tuple[int, ...] | None = None, min_len: int = 1,
+) -> np.ndarray:
+    """Non-negative integer labels as int64: :func:`check_array` ``kind="int"`` plus the dtype rules
+    of labels (no bool, timedelta, datetime or complex; float labels must be integral and in range,
+    unsigned ones must fit int64) and ``label < MAX_LABEL``. Callers check the lower bound (``>= 0``)
+    with their own message."""
+    a = np.asarray(arr)
+    if a.dtype.kind in "bmMcSUV":
+        raise InputError(source, field, f"expected an integer array of labels, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and a.size:
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(a) & (np.abs(a) < MAX_LABEL) & (a == np.round(a))
+        if not ok.all():
+            idx = tuple(int(i) for i in np.argwhere(~ok)[0])
+            raise InputError(source, field, f"expected an integer array of labels, got {float(a[idx])!r} at index {idx} "
+                             f"(dtype {a.dtype})")
+    if a.dtype.kind == "u" and a.size and int(a.max()) >= MAX_LABEL:
+        idx = tuple(int(i) for i in np.argwhere(a >= MAX_LABEL)[0])
+        raise InputError(source, field, f"label {int(a[idx])} at index {idx} is too large (limit {MAX_LABEL})")
+    out = check_array(a, source, field, ndim=ndim, kind="int", min_len=min_len)
+    big = out >= MAX_LABEL
+    if big.any():
+        idx = tuple(int(i) for i in np.argwhere(big)[0])
+        raise InputError(source, field, f"label {int(out[idx])} at index {idx} is too large (limit 2^62)")
+    return out
+
+
+def check_finite_metrics(metrics: Mapping[str, float], task: str) -> dict[str, float]:
+    """Metrics as plain floats; a NaN or infinite value is a bug of the metric (finite input was
+    validated), raised as ``FloatingPointError`` so that no such value is ever printed or stored."""
+    out = {k: float(v) for k, v in metrics.items()}
+    bad = [k for k, v in out.items() if not np.isfinite(v)]
+    if bad:
+        raise FloatingPointError(f"{task}: metric {bad[0]} is {out[bad[0]]} on validated finite input")
+    return out

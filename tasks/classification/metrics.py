@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.arrays import check_array, check_labels, check_same_len
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -49,7 +49,7 @@ METRICS: dict[str, MetricSpec] = {
 
 def _check_labels(arr: object, source: str, field: str, num_classes: int | None) -> np.ndarray:
     """1-D non-negative integer labels, below ``num_classes`` when that is known."""
-    labels = check_array(arr, source, field, ndim=1, kind="int")
+    labels = check_labels(arr, source, field, ndim=1)
     if (labels < 0).any():
         i = int(np.flatnonzero(labels < 0)[0])
         raise InputError(source, field, f"negative label {int(labels[i])} at index {i}")
@@ -63,7 +63,11 @@ def _check_labels(arr: object, source: str, field: str, num_classes: int | None)
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro F1 over the union of classes present in ``y_true`` and ``y_pred``."""
-    n_bins = int(max(y_true.max(), y_pred.max())) + 1
+    # Class ids only need equality: map them to a dense range first, so that a label such as
+    # 400000000 costs no 400000000-bin histogram.
+    classes, dense = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    y_true, y_pred = dense[: len(y_true)], dense[len(y_true):]
+    n_bins = len(classes)
     true_count = np.bincount(y_true, minlength=n_bins)
     pred_count = np.bincount(y_pred, minlength=n_bins)
     tp = np.bincount(y_true[y_true == y_pred], minlength=n_bins)
@@ -80,6 +84,7 @@ def classification_metrics(
     *,
     num_classes: int | None = None,
     source: str = "input",
+    ref_source: str | None = None,
 ) -> dict[str, float]:
     """Accuracy, top-5 accuracy and macro F1 of single-label classification.
 
@@ -91,6 +96,7 @@ def classification_metrics(
         num_classes: optional number of classes ``C``; with ``scores`` it must equal
             ``scores.shape[1]``, with ``labels_pred`` it bounds both label arrays.
         source: name of the file / producer, used in error messages.
+        ref_source: name of the file of ``labels_true`` (default ``source``).
 
     Returns:
         ``{"ACC", "macro_F1"}`` plus ``"top5_ACC"`` when scores with ``C >= 5`` are given;
@@ -100,6 +106,7 @@ def classification_metrics(
         InputError: NaN/inf scores, wrong dimensionality, count or class-count mismatch,
             negative or out-of-range labels, or not exactly one of ``scores``/``labels_pred``.
     """
+    ref_source = source if ref_source is None else ref_source
     if (scores is None) == (labels_pred is None):
         raise InputError(source, "scores/labels_pred", "give exactly one of scores and labels_pred")
     if num_classes is not None:
@@ -116,11 +123,11 @@ def classification_metrics(
             raise InputError(
                 source, "scores", f"has {n_cls} class columns but num_classes={num_classes}"
             )
-        y_true = _check_labels(labels_true, source, "labels_true", n_cls)
+        y_true = _check_labels(labels_true, ref_source, "labels_true", n_cls)
         check_same_len(source, labels_true=y_true, scores=s)
         y_pred = np.argmax(s, axis=1)  # first maximal index wins ties
     else:
-        y_true = _check_labels(labels_true, source, "labels_true", num_classes)
+        y_true = _check_labels(labels_true, ref_source, "labels_true", num_classes)
         y_pred = _check_labels(labels_pred, source, "labels_pred", num_classes)
         check_same_len(source, labels_true=y_true, labels_pred=y_pred)
         s = None

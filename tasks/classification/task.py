@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, check_labels, require
 from avcl_bench.benchmark.datasets.base import AVSplit
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
@@ -289,7 +289,7 @@ class ClassificationTask(Task):
         if "scores" not in pred and "labels" not in pred:
             have = ", ".join(sorted(pred)) or "none"
             raise InputError(pred_source, "scores", f"missing array: give scores or labels (arrays present: {have})")
-        truth = check_array(ref["labels"], ref_source, "labels", ndim=1, kind="int")
+        truth = check_labels(ref["labels"], ref_source, "labels", ndim=1)
         if (truth < 0).any():
             i = int(np.flatnonzero(truth < 0)[0])
             raise InputError(ref_source, "labels", f"negative label {int(truth[i])} at index {i}")
@@ -301,11 +301,13 @@ class ClassificationTask(Task):
                 i = int(np.flatnonzero(truth >= scores.shape[1])[0])
                 raise InputError(ref_source, "labels", f"label {int(truth[i])} at index {i} has no column in "
                                  f"{pred_source} scores ({scores.shape[1]} classes)")
-            return classification_metrics(truth, scores=scores, source=pred_source)
-        labels = check_array(pred["labels"], pred_source, "labels", ndim=1, kind="int")
+            return check_finite_metrics(classification_metrics(truth, scores=scores, source=pred_source,
+                                                               ref_source=ref_source), self.name)
+        labels = check_labels(pred["labels"], pred_source, "labels", ndim=1)
         if len(labels) != len(truth):
             raise InputError(pred_source, "labels", f"has {len(labels)} items but {ref_source} labels has {len(truth)}")
-        return classification_metrics(truth, labels_pred=labels, source=pred_source)
+        return check_finite_metrics(classification_metrics(truth, labels_pred=labels, source=pred_source,
+                                                           ref_source=ref_source), self.name)
 
     def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         return {"labels": np.asarray(dataset.split(split).labels, dtype=np.int64)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from avcl_bench.benchmark.arrays import check_array
+from avcl_bench.benchmark.arrays import check_array, check_labels
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -38,7 +38,7 @@ def _check_segment_labels(
     arr: object, source: str, field: str, num_classes: int | None
 ) -> np.ndarray:
     """``(N, T)`` non-negative integer labels, below ``num_classes`` when that is known."""
-    labels = check_array(arr, source, field, ndim=2, kind="int")
+    labels = check_labels(arr, source, field, ndim=2)
     if labels.shape[1] < 1:
         raise InputError(source, field, f"needs at least 1 segment per video, got shape {labels.shape}")
     bad = labels < 0 if num_classes is None else (labels < 0) | (labels >= num_classes)
@@ -61,6 +61,7 @@ def event_localization_metrics(
     *,
     num_classes: int | None = None,
     source: str = "input",
+    ref_source: str | None = None,
 ) -> dict[str, float]:
     """Segment accuracy (``ACC``) and all-segments-right video accuracy (``video_ACC``).
 
@@ -72,6 +73,7 @@ def event_localization_metrics(
         num_classes: optional ``C``; with scores it must equal ``segment_scores.shape[2]``,
             with predicted labels it bounds both label arrays.
         source: name of the file / producer, used in error messages.
+        ref_source: name of the file of ``labels_true`` (default ``source``).
 
     Returns:
         ``{"ACC": float, "video_ACC": float}``, both in ``[0, 1]``.
@@ -80,6 +82,7 @@ def event_localization_metrics(
         InputError: NaN/inf scores, wrong dimensionality, shape mismatch between truth and
             prediction, negative or out-of-range labels, or not exactly one prediction array.
     """
+    ref_source = source if ref_source is None else ref_source
     if (segment_scores is None) == (segment_labels is None):
         raise InputError(
             source, "segment_scores/segment_labels", "give exactly one of segment_scores and segment_labels"
@@ -98,7 +101,7 @@ def event_localization_metrics(
             raise InputError(
                 source, "segment_scores", f"has {n_cls} classes but num_classes={num_classes}"
             )
-        y_true = _check_segment_labels(labels_true, source, "labels_true", n_cls)
+        y_true = _check_segment_labels(labels_true, ref_source, "labels_true", n_cls)
         if s.shape[:2] != y_true.shape:
             raise InputError(
                 source, "labels_true/segment_scores",
@@ -107,7 +110,7 @@ def event_localization_metrics(
             )
         y_pred = np.argmax(s, axis=2)  # first maximal index wins ties
     else:
-        y_true = _check_segment_labels(labels_true, source, "labels_true", num_classes)
+        y_true = _check_segment_labels(labels_true, ref_source, "labels_true", num_classes)
         y_pred = _check_segment_labels(segment_labels, source, "segment_labels", num_classes)
         if y_pred.shape != y_true.shape:
             raise InputError(

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, check_labels, require
 from avcl_bench.benchmark.datasets.base import AVSplit
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
@@ -210,15 +210,17 @@ class EventLocalizationTask(Task):
             have = ", ".join(sorted(pred)) or "none"
             raise InputError(pred_source, "segment_scores",
                              f"missing array: give segment_scores or segment_labels (arrays present: {have})")
-        truth = check_array(ref["segment_labels"], ref_source, "segment_labels", ndim=2, kind="int")
+        truth = check_labels(ref["segment_labels"], ref_source, "segment_labels", ndim=2)
         if truth.shape[1] < 1:
             raise InputError(ref_source, "segment_labels", f"needs at least 1 segment per clip, got shape {truth.shape}")
         if (truth < 0).any():
             i, t = (int(v) for v in np.argwhere(truth < 0)[0])
             raise InputError(ref_source, "segment_labels", f"negative label {int(truth[i, t])} at clip {i}, segment {t}")
         key = "segment_scores" if "segment_scores" in pred else "segment_labels"
-        p = check_array(pred[key], pred_source, key, ndim=3 if key == "segment_scores" else 2,
-                        kind="float" if key == "segment_scores" else "int")
+        if key == "segment_scores":
+            p = check_array(pred[key], pred_source, key, ndim=3, kind="float")
+        else:
+            p = check_labels(pred[key], pred_source, key, ndim=2)
         if p.shape[:2] != truth.shape:
             raise InputError(pred_source, key, f"has shape {p.shape} but {ref_source} segment_labels has "
                              f"{truth.shape} (expected the same clips x segments)")
@@ -227,8 +229,10 @@ class EventLocalizationTask(Task):
                 i, t = (int(v) for v in np.argwhere(truth >= p.shape[2])[0])
                 raise InputError(ref_source, "segment_labels", f"label {int(truth[i, t])} at clip {i}, segment {t} "
                                  f"has no class in {pred_source} segment_scores ({p.shape[2]} classes)")
-            return event_localization_metrics(truth, segment_scores=p, source=pred_source)
-        return event_localization_metrics(truth, segment_labels=p, source=pred_source)
+            return check_finite_metrics(event_localization_metrics(truth, segment_scores=p, source=pred_source,
+                                                                   ref_source=ref_source), self.name)
+        return check_finite_metrics(event_localization_metrics(truth, segment_labels=p, source=pred_source,
+                                                               ref_source=ref_source), self.name)
 
     def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         data = dataset.split(split)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from avcl_bench.benchmark.arrays import check_array
+from avcl_bench.benchmark.arrays import check_array, check_work_bytes
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -35,9 +35,36 @@ METRICS: dict[str, MetricSpec] = {
 #: Largest ``N + M`` for which KID precomputes the full Gram matrix of both sets.
 _KID_GRAM_LIMIT = 4096
 
+#: Largest feature magnitude accepted: the covariance products of FD (``D * x^4``) and the
+#: cubic kernel of KID (``(x^2)^3`` summed over subset pairs) of larger values overflow float64.
+FEATURE_ABS_LIMIT = 1e40
 
-def _check_features(feats: object, source: str, field: str, min_len: int) -> np.ndarray:
-    return check_array(feats, source, field, ndim=2, kind="float", min_len=min_len)
+#: Bytes of cosine-similarity rows that MRR computes at once.
+_MRR_BLOCK_BYTES = 64 * 2**20
+
+
+def check_features(feats: object, source: str, field: str, min_len: int = 1) -> np.ndarray:
+    """``(N, D)`` finite real features within ``+-FEATURE_ABS_LIMIT``, as float64."""
+    x = check_array(feats, source, field, ndim=2, kind="float", min_len=min_len)
+    if x.size:
+        peak = float(np.max(np.abs(x)))
+        if peak > FEATURE_ABS_LIMIT:
+            idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(x))), x.shape))
+            raise InputError(source, field, f"value {x[idx]:.3g} at index {idx} is too large: features must lie within "
+                             f"+-{FEATURE_ABS_LIMIT:.0e} (their covariances and KID kernels would overflow float64)")
+    return x
+
+
+def _check_fd_memory(n: int, m: int, d: int, source: str, field: str) -> None:
+    """Working memory of the Fréchet distance: centred copies of both sets, two (D, D)
+    covariances, their product and ``sqrtm``'s complex Schur factors (about 10 (D, D) arrays)."""
+    check_work_bytes(source, field, 8.0 * (n + m) * d + 80.0 * d * d,
+                     f"the Fréchet distance of {d}-dimensional features")
+
+
+def _check_kid_memory(n: int, m: int, size: int, source: str, field: str) -> None:
+    gram = 8.0 * (n + m) ** 2 if n + m <= _KID_GRAM_LIMIT else 0.0
+    check_work_bytes(source, field, gram + 48.0 * size * size, f"KID on {n} + {m} items (subsets of {size})")
 
 
 def _check_same_dim(a: np.ndarray, b: np.ndarray, source: str, fields: str) -> None:
@@ -50,7 +77,7 @@ def _check_same_dim(a: np.ndarray, b: np.ndarray, source: str, fields: str) -> N
 # ----------------------------------------------------------------------------- Fréchet distance
 def gaussian_stats(feats: object, *, source: str = "input", field: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(D,)`` and covariance ``(D, D)`` (``ddof=1``) of ``(N, D)`` features, N >= 2."""
-    x = _check_features(feats, source, field, min_len=2)
+    x = check_features(feats, source, field, min_len=2)
     return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
@@ -107,13 +134,19 @@ def frechet_distance_from_stats(
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
-def frechet_distance(feats1: object, feats2: object, *, eps: float = 1e-6, source: str = "input") -> float:
-    """Fréchet distance between Gaussian fits of two ``(N, D)`` / ``(M, D)`` feature sets."""
-    x = _check_features(feats1, source, "feats1", min_len=2)
-    y = _check_features(feats2, source, "feats2", min_len=2)
+def frechet_distance(feats1: object, feats2: object, *, eps: float = 1e-6, source: str = "input",
+                     source2: str | None = None) -> float:
+    """Fréchet distance between Gaussian fits of two ``(N, D)`` / ``(M, D)`` feature sets.
+
+    ``source`` names the file of ``feats1`` in error messages, ``source2`` that of ``feats2``
+    (default ``source``)."""
+    source2 = source if source2 is None else source2
+    x = check_features(feats1, source, "feats1", min_len=2)
+    y = check_features(feats2, source2, "feats2", min_len=2)
     _check_same_dim(x, y, source, "feats1/feats2")
+    _check_fd_memory(len(x), len(y), x.shape[1], source, "feats1")
     mu1, s1 = gaussian_stats(x, source=source, field="feats1")
-    mu2, s2 = gaussian_stats(y, source=source, field="feats2")
+    mu2, s2 = gaussian_stats(y, source=source2, field="feats2")
     return frechet_distance_from_stats(mu1, s1, mu2, s2, eps, source=source)
 
 
@@ -136,16 +169,19 @@ def kernel_inception_distance(
     coef0: float = 1.0,
     seed: int = 0,
     source: str = "input",
+    source2: str | None = None,
 ) -> tuple[float, float]:
     """KID: mean and std over ``subsets`` of the unbiased MMD^2 with a polynomial kernel.
 
     ``k(x, y) = (gamma <x, y> + coef0) ** degree`` with ``gamma = 1 / D`` by default.
     Each subset draws ``subset_size`` items without replacement from each set
     (clipped to the smaller set size, at least 2); draws come from
-    ``numpy.random.default_rng(seed)`` so the result is deterministic.
+    ``numpy.random.default_rng(seed)`` so the result is deterministic. ``source`` / ``source2``
+    name the files of ``feats1`` / ``feats2`` in error messages.
     """
-    x = _check_features(feats1, source, "feats1", min_len=2)
-    y = _check_features(feats2, source, "feats2", min_len=2)
+    source2 = source if source2 is None else source2
+    x = check_features(feats1, source, "feats1", min_len=2)
+    y = check_features(feats2, source2, "feats2", min_len=2)
     _check_same_dim(x, y, source, "feats1/feats2")
     for name, v in (("subsets", subsets), ("subset_size", subset_size), ("degree", degree)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -157,6 +193,7 @@ def kernel_inception_distance(
     if size < 2:
         raise ConfigError(f"KID subset_size must be at least 2, got {subset_size}")
     g = 1.0 / x.shape[1] if gamma is None else float(gamma)
+    _check_kid_memory(n, m, size, source, "feats1")
 
     def kernel(dot: np.ndarray) -> np.ndarray:
         return (g * dot + coef0) ** degree
@@ -179,26 +216,39 @@ def kernel_inception_distance(
 
 
 # ----------------------------------------------------------------------------- paired retrieval
-def paired_mrr(gen_features: object, real_features: object, *, source: str = "input") -> float:
+def _unit_rows(x: np.ndarray, source: str, field: str) -> np.ndarray:
+    """Rows scaled to unit norm (divided by their peak first, so squares cannot overflow)."""
+    peak = np.max(np.abs(x), axis=1)
+    zero = np.flatnonzero(peak == 0)
+    if zero.size:
+        raise InputError(source, field, f"row {int(zero[0])} is all zeros: cosine similarity is undefined")
+    y = x / peak[:, None]
+    return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+
+def paired_mrr(gen_features: object, real_features: object, *, source: str = "input",
+               real_source: str | None = None) -> float:
     """MRR of real item ``i`` when retrieving among all real items from generated item ``i``.
 
     Scores are cosine similarities; ranks are pessimistic (rank = number of real items
-    scoring at least as high as the true pair, the pair included).
+    scoring at least as high as the true pair, the pair included). Rows are scored in blocks,
+    so memory stays bounded whatever ``N``.
     """
-    x = _check_features(gen_features, source, "gen_features", min_len=1)
-    y = _check_features(real_features, source, "real_features", min_len=1)
+    real_source = source if real_source is None else real_source
+    x = check_features(gen_features, source, "gen_features", min_len=1)
+    y = check_features(real_features, real_source, "real_features", min_len=1)
     _check_same_dim(x, y, source, "gen_features/real_features")
     if x.shape[0] != y.shape[0]:
         raise InputError(source, "gen_features/real_features", f"paired sets need equal counts, got {x.shape[0]} vs {y.shape[0]}")
-    for name, f in (("gen_features", x), ("real_features", y)):
-        norms = np.linalg.norm(f, axis=1)
-        if np.any(norms == 0):
-            raise InputError(source, name, f"row {int(np.argmin(norms))} is all zeros: cosine similarity is undefined")
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
-    sim = xn @ yn.T
-    own = np.diagonal(sim)
-    ranks = (sim >= own[:, None]).sum(axis=1)
+    xn = _unit_rows(x, source, "gen_features")
+    yn = _unit_rows(y, real_source, "real_features")
+    n = len(xn)
+    rows = max(1, _MRR_BLOCK_BYTES // (16 * n))
+    ranks = np.empty(n)
+    for lo in range(0, n, rows):
+        sim = xn[lo : lo + rows] @ yn.T
+        own = sim[np.arange(len(sim)), np.arange(lo, lo + len(sim))]
+        ranks[lo : lo + rows] = (sim >= own[:, None]).sum(axis=1)
     return float(np.mean(1.0 / ranks))
 
 
@@ -211,15 +261,22 @@ def generation_metrics(
     kid_subset_size: int = 1000,
     seed: int = 0,
     source: str = "input",
+    real_source: str | None = None,
 ) -> dict[str, float]:
     """``FD``, ``KID``, ``KID_std`` and, for paired sets, ``MRR``.
 
     ``paired=None`` treats the sets as paired when they have the same number of items;
-    ``paired=True`` requires it.
+    ``paired=True`` requires it. ``source`` names the generated features' file in error
+    messages, ``real_source`` the real features' (default ``source``). Features must lie within
+    ``+-FEATURE_ABS_LIMIT``; the working memory of FD and KID is checked against
+    ``$AVCL_MAX_METRIC_BYTES`` before anything is allocated.
     """
-    x = _check_features(gen_features, source, "gen_features", min_len=2)
-    y = _check_features(real_features, source, "real_features", min_len=2)
+    real_source = source if real_source is None else real_source
+    x = check_features(gen_features, source, "gen_features", min_len=2)
+    y = check_features(real_features, real_source, "real_features", min_len=2)
     _check_same_dim(x, y, source, "gen_features/real_features")
+    _check_fd_memory(len(x), len(y), x.shape[1], source, "gen_features")
+    _check_kid_memory(len(x), len(y), min(int(kid_subset_size), len(x), len(y)), source, "gen_features")
     if paired is None:
         paired = x.shape[0] == y.shape[0]
     elif paired and x.shape[0] != y.shape[0]:
@@ -228,11 +285,11 @@ def generation_metrics(
             f"paired=True needs as many generated as real items, got {x.shape[0]} vs {y.shape[0]}",
         )
     mu1, s1 = gaussian_stats(x, source=source, field="gen_features")
-    mu2, s2 = gaussian_stats(y, source=source, field="real_features")
+    mu2, s2 = gaussian_stats(y, source=real_source, field="real_features")
     out = {"FD": frechet_distance_from_stats(mu1, s1, mu2, s2, source=source)}
     out["KID"], out["KID_std"] = kernel_inception_distance(
-        x, y, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed, source=source
+        x, y, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed, source=source, source2=real_source
     )
     if paired:
-        out["MRR"] = paired_mrr(x, y, source=source)
+        out["MRR"] = paired_mrr(x, y, source=source, real_source=real_source)
     return out

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
@@ -29,7 +29,7 @@ from .feature_net import (
     to_protocol_images,
 )
 from .metrics import METRICS as _METRICS
-from .metrics import frechet_distance, generation_metrics
+from .metrics import check_features, frechet_distance, generation_metrics
 
 METRICS: dict[str, MetricSpec] = {
     **_METRICS,
@@ -173,13 +173,17 @@ class GenerationTask(Task):
               ref_source: str = "ref") -> dict[str, float]:
         require(pred, pred_source, ("features",))
         require(ref, ref_source, ("features",))
-        gen = check_array(pred["features"], pred_source, "features", ndim=2, kind="float", min_len=2)
-        real = check_array(ref["features"], ref_source, "features", ndim=2, kind="float", min_len=2)
+        gen = check_features(pred["features"], pred_source, "features", min_len=2)
+        real = check_features(ref["features"], ref_source, "features", min_len=2)
         if gen.shape[1] != real.shape[1]:
             raise InputError(pred_source, "features",
                              f"feature dimension {gen.shape[1]} does not match {ref_source} features' {real.shape[1]}")
-        return generation_metrics(gen, real, kid_subsets=self.kid_subsets,
-                                  kid_subset_size=self.kid_subset_size(len(gen), len(real)), seed=0, source=pred_source)
+        if gen.shape[1] == 0:
+            raise InputError(pred_source, "features", "features have dimension 0")
+        return check_finite_metrics(
+            generation_metrics(gen, real, kid_subsets=self.kid_subsets,
+                               kid_subset_size=self.kid_subset_size(len(gen), len(real)), seed=0, source=pred_source,
+                               real_source=ref_source), self.name)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:

@@ -58,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.arrays import check_array, check_labels, check_same_len
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -137,7 +137,7 @@ def _check_embeddings(audio: object, visual: object, source: str) -> tuple[np.nd
 
 
 def _check_labels(labels: object, rows: np.ndarray, source: str, field: str, rows_field: str) -> np.ndarray:
-    lab = check_array(labels, source, field, ndim=1, kind="int")
+    lab = check_labels(labels, source, field, ndim=1)
     check_same_len(source, **{rows_field: rows, field: lab})
     return lab
 
@@ -296,6 +296,7 @@ def retrieval_metrics(
     block_size: int | None = None,
     device: str | None = None,
     source: str = "input",
+    ref_source: str | None = None,
 ) -> dict[str, float]:
     """Exact cross-modal retrieval metrics on cosine similarity, class-level relevance.
 
@@ -306,11 +307,15 @@ def retrieval_metrics(
     scored at once (default: from :data:`BLOCK_BYTES`); it never changes the result.
     ``device`` is a torch device for the matrix products and sorts.
 
+    ``source`` names the embeddings' file in error messages, ``ref_source`` the labels' (default
+    ``source``).
+
     Returns plain floats keyed by ``mAP_a2v``, ``mAP_v2a``, ``mAP`` (+ the paired keys).
     """
+    ref_source = source if ref_source is None else ref_source
     a, v = _check_embeddings(audio, visual, source)
-    la = _check_labels(audio_labels, a, source, "audio_labels", "audio")
-    lv = _check_labels(visual_labels, v, source, "visual_labels", "visual")
+    la = _check_labels(audio_labels, a, ref_source, "audio_labels", "audio")
+    lv = _check_labels(visual_labels, v, ref_source, "visual_labels", "visual")
     if paired is None:
         paired = len(a) == len(v)
     elif not isinstance(paired, (bool, np.bool_)):
@@ -326,7 +331,7 @@ def retrieval_metrics(
         ap, ranks = _direction(q, lq, g, lg, paired=bool(paired), block_size=block_size, device=dev)
         if np.all(np.isnan(ap)):
             raise InputError(
-                source, "audio_labels/visual_labels", "no audio and visual item share a class label, so mAP is undefined"
+                ref_source, "audio_labels/visual_labels", "no audio and visual item share a class label, so mAP is undefined"
             )
         out[f"mAP_{direction}"] = float(np.nanmean(ap))
         if ranks is not None:

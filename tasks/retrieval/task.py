@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, check_labels, require
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import InputError
 
@@ -69,13 +69,15 @@ class RetrievalTask(Task):
         require(ref, ref_source, ("audio_labels", "visual_labels"))
         a = check_array(pred["audio"], pred_source, "audio", ndim=2, kind="float")
         v = check_array(pred["visual"], pred_source, "visual", ndim=2, kind="float")
-        la = check_array(ref["audio_labels"], ref_source, "audio_labels", ndim=1, kind="int")
-        lv = check_array(ref["visual_labels"], ref_source, "visual_labels", ndim=1, kind="int")
+        la = check_labels(ref["audio_labels"], ref_source, "audio_labels", ndim=1)
+        lv = check_labels(ref["visual_labels"], ref_source, "visual_labels", ndim=1)
         if len(a) != len(la):
             raise InputError(pred_source, "audio", f"has {len(a)} rows but {ref_source} audio_labels has {len(la)}")
         if len(v) != len(lv):
             raise InputError(pred_source, "visual", f"has {len(v)} rows but {ref_source} visual_labels has {len(lv)}")
-        return retrieval_metrics(a, v, la, lv, source=pred_source)
+        if a.shape[1] != v.shape[1]:
+            raise InputError(pred_source, "visual", f"embedding dimension {v.shape[1]} does not match audio's {a.shape[1]}")
+        return check_finite_metrics(retrieval_metrics(a, v, la, lv, source=pred_source, ref_source=ref_source), self.name)
 
     def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         labels = np.asarray(dataset.split(split).labels, dtype=np.int64)
