@@ -112,7 +112,7 @@ def _lookup(kind: str, path: Path) -> tuple[str, list[int], dict[str, Any] | Non
     resolved, state = _state(path)
     key = f"{kind}:{resolved}"
     entry = _memo().get(key)
-    if isinstance(entry, dict) and entry.get("state") == state:
+    if isinstance(entry, dict) and entry.get("state") == state and isinstance(entry.get("sha256"), str):
         return key, state, entry
     return key, state, None
 
@@ -181,8 +181,9 @@ def _hash_h5(path: Path) -> H5Content:
         f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
         for name in sorted(names):
             d = f[name]
-            h.update(f"{name}\0{d.dtype.str}\0{tuple(d.shape)}\n".encode())
-            if d.shape is None:  # empty dataspace
+            shape = None if d.shape is None else tuple(d.shape)  # None: an empty dataspace
+            h.update(f"{name}\0{d.dtype.str}\0{shape}\n".encode())
+            if shape is None:
                 continue
             floating = d.dtype.kind in "fc"
             if d.ndim == 0:
@@ -213,7 +214,10 @@ def h5_content(path: Path) -> H5Content:
     path = Path(path)
     key, state, entry = _lookup("h5", path)
     if entry is not None:
-        return H5Content(str(entry["sha256"]), {k: [int(a), int(b)] for k, (a, b) in entry["nonfinite"].items()})
+        try:
+            return H5Content(str(entry["sha256"]), {str(k): [int(a), int(b)] for k, (a, b) in entry["nonfinite"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError):  # a malformed entry is recomputed
+            pass
     content = _hash_h5(path)
     entry = {"state": state, "sha256": content.sha256, "nonfinite": content.nonfinite}
     _memo()[key] = entry
