@@ -315,19 +315,6 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def files_signature(paths: Sequence[Path]) -> str:
-    """A cheap signature of input files (name, size, mtime): not a content hash.
-
-    Fingerprints and cache keys of loaders use content digests
-    (:func:`benchmark.datasets.filehash.files_digest`) instead.
-    """
-    h = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def cache_key(name: str, config: dict[str, Any]) -> str:
     blob = json.dumps(config, sort_keys=True, default=str)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
