@@ -20,7 +20,7 @@ from avcl_bench.baselines import MODELS, model_info
 from avcl_bench.tasks.registry import TASK_ORDER, TASKS, get_task
 
 from .arrays import load_npz
-from .cliargs import parse_csv, parse_kv, parse_seeds
+from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS
 from .errors import AVCLError, ConfigError, UserCodeError
 from .paths import default_out
@@ -52,6 +52,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="task protocol option (repeatable): probe=linear|mlp, event_head=linear|gru, "
                         "empty_mask=raise|zero, gen_adv=WEIGHT")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_runtime_options(p)
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of the table")
 
 
@@ -110,7 +111,7 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
                      dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
                      out=args.out or default_out(), quick=args.quick, device=args.device,
                      model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
-                     task_options=options_task)
+                     task_options=options_task, threads=args.threads, cell_timeout=args.cell_timeout)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -193,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except UserCodeError as e:  # the user's own code raised: the summary, then their frames
+    except UserCodeError as e:  # a model's own code raised: the summary, then the user's frames
+        if e.internal:  # one of the suite's built-in models: a bug of the suite, named by model and phase
+            print(f"internal error: {e}" + ("" if debug else " (run with --debug or AVCL_DEBUG=1 for the traceback)"),
+                  file=sys.stderr)
+            if debug:
+                print(_full_traceback(e), file=sys.stderr)
+            return e.exit_code
         print(f"error: {e}", file=sys.stderr)
         print(_full_traceback(e) if debug else e.render().partition("\n")[2], file=sys.stderr)
         return e.exit_code

@@ -51,16 +51,20 @@ class ModelError(AVCLError):
 
 
 class UserCodeError(AVCLError):
-    """An exception raised inside a submitted model's own code (import, constructor, fit, embed_*).
+    """An exception raised inside a model's own code (import, constructor, fit, embed_*).
 
     ``str(err)`` is the one-line summary (``model 'X' raised in fit: ValueError: ...``);
     :meth:`render` adds the traceback frames that lie in the user's files (file, line, code), so
     the user sees where their code failed without the suite's and the libraries' frames.
+    ``internal=True`` marks an exception of one of the suite's built-in models: a bug of the
+    suite, exit status 1, still naming the model and the phase.
     """
 
-    def __init__(self, summary: str, exc: BaseException):
+    def __init__(self, summary: str, exc: BaseException, *, internal: bool = False):
         self.summary = summary
         self.exc = exc
+        self.internal = internal
+        self.exit_code = 1 if internal else 2
         super().__init__(summary)
 
     def frames(self) -> list[traceback.FrameSummary]:
@@ -79,6 +83,14 @@ class UserCodeError(AVCLError):
             if f.line:
                 lines.append(f"    {f.line.strip()}")
         return "\n".join(lines)
+
+
+class CellTimeout(TimeoutError):
+    """Raised by the runner's watchdog inside a model call when ``--cell-timeout`` expires."""
+
+
+class CellTimeoutError(AVCLError):
+    """A (model, seed) cell ran past ``--cell-timeout``: names the model and the phase that hung."""
 
 
 def _suite_dirs() -> tuple[Path, ...]:
@@ -133,23 +145,27 @@ def is_user_exception(exc: BaseException) -> bool:
 
 
 @contextmanager
-def user_code(model: str, phase: str | None = None) -> Iterator[None]:
+def user_code(model: str, phase: str | None = None, *, builtin: bool = False) -> Iterator[None]:
     """Run a call into a model's code: its exceptions become :class:`UserCodeError`.
 
-    Errors of the suite's own validation (:class:`AVCLError`) and exceptions with no frame in
-    the user's files (a bug of the suite or a built-in model) pass through unchanged. ``phase``
-    names the call (``fit``); ``None`` takes the name of the outermost user function in the
-    traceback (``embed_audio`` when a task's evaluation called it).
+    Errors of the suite's own validation (:class:`AVCLError`), ``KeyboardInterrupt`` and the
+    watchdog's :class:`CellTimeout` pass through unchanged. ``SystemExit`` (a model calling
+    ``sys.exit``) is a user-code error like any exception. An exception with no frame in the
+    user's files is reported as the model's too (``builtin=True``, one of the suite's own
+    models: an internal error, exit status 1). ``phase`` names the call (``fit``); ``None``
+    takes the name of the outermost user function in the traceback (``embed_audio`` when a
+    task's evaluation called it), else ``model code``.
     """
     try:
         yield
-    except AVCLError:
+    except (AVCLError, CellTimeout):
         raise
-    except Exception as e:
-        if not is_user_exception(e):
-            raise
+    except (Exception, SystemExit) as e:
         where = phase
         if where is None:
             mine = [f for f in traceback.extract_tb(e.__traceback__) if is_user_file(f.filename)]
             where = mine[0].name if mine else "model code"
-        raise UserCodeError(f"model '{model}' raised in {where}: {e.__class__.__name__}: {e}", e) from e
+        what = f"SystemExit({e.code!r}) (a model must not exit the process)" if isinstance(e, SystemExit) \
+            else f"{e.__class__.__name__}: {e}"
+        raise UserCodeError(f"model '{model}' raised in {where}: {what}", e,
+                            internal=builtin and not is_user_exception(e)) from e

@@ -2,32 +2,63 @@
 
 Finished results are reused from the store (keyed by the full config), so an interrupted
 run resumes where it stopped and a re-run computes only what is missing. Every number is
-deterministic given the seed.
+deterministic given its key: the seed, and the intra-op thread count (``threads``, applied to
+torch and, through threadpoolctl, to numpy/scipy/scikit-learn's BLAS and OpenMP pools) and the
+device kind, both part of the key.
+
+A *cell* is one (model, seed): the model is built and trained once, then scored on every task
+of the run. A cell's records are written together, only after all of its tasks succeeded, so
+a run that fails on its input (a NaN found lazily during the second task), a model error or
+a timeout writes nothing for that cell and removes nothing finished earlier; a killed run
+keeps every finished cell and resumes from there. Errors inside a model's code name the model
+and the phase (``fit``, ``embed_audio``, ...) and stop the run.
 """
 from __future__ import annotations
 
+import json
+import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from avcl_bench.baselines.base import seed_everything
 from avcl_bench.baselines.registry import MODELS, model_info
 from avcl_bench.tasks.base import EvalContext
-from avcl_bench.tasks.registry import get_task
+from avcl_bench.tasks.registry import TASKS, get_task
 
 from . import codehash
+from .cliargs import DEFAULT_THREADS
 from .datasets import DATASETS, load_dataset
-from .errors import ConfigError, ModelError, user_code
+from .errors import CellTimeout, CellTimeoutError, ConfigError, ModelError, user_code
 from .interface import FitContext, missing_methods
 from .paths import default_out
 from .provenance import provenance, select_device
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
+
+#: characters a submitted model name may use (it is also the name of the records' folder)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+NAME_RULE = "1-64 characters: letters, digits and . _ @ -, starting with a letter or digit"
+
+#: model methods whose calls are guarded (errors name the model and the method; watchdog phase)
+GUARDED_METHODS = ("embed_audio", "embed_visual", "embed_audio_segments", "embed_visual_segments",
+                   "embed_visual_spatial", "separate", "generate")
+#: of those, the methods that must return a torch.Tensor
+TENSOR_METHODS = GUARDED_METHODS[:5]
+
+#: the log of cells stopped by ``--cell-timeout`` (JSON lines, in the results folder)
+TIMEOUT_LOG = "cell-timeouts.jsonl"
 
 
 @dataclass
@@ -47,6 +78,10 @@ class RunConfig:
     task_options: dict[str, Any] = field(default_factory=dict)
     #: name under which a single external model's results are stored (``submit --name``)
     model_name: str | None = None
+    #: intra-op threads of torch and of the BLAS/OpenMP pools (part of every key)
+    threads: int = DEFAULT_THREADS
+    #: seconds a (model, seed) cell may take (constructor, fit and every task); ``None``: no limit
+    cell_timeout: float | None = None
 
 
 @dataclass
@@ -59,6 +94,13 @@ class ModelEntry:
     args: dict[str, Any]
     #: the code identity: a hash of its source files, or ``{"version": ...}`` a model declares
     source_hash: str | dict[str, Any]
+    #: registered in the model zoo under ``name`` (not a ``file.py:Class`` / ``module:Class`` spec)
+    registered: bool = False
+
+    @property
+    def builtin(self) -> bool:
+        """One of the suite's own models (its exceptions are the suite's bugs, exit status 1)."""
+        return self.registered and getattr(self.factory, "__module__", "").startswith("avcl_bench.")
 
 
 def source_hash(obj: Any) -> str:
@@ -74,7 +116,8 @@ def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEn
             out.append(ModelEntry(info["name"], factory, info, dict(model_args), info["source_hash"]))
         else:
             factory = MODELS.get(name)
-            out.append(ModelEntry(name, factory, model_info(name), dict(model_args), source_hash(factory)))
+            out.append(ModelEntry(name, factory, model_info(name), dict(model_args), source_hash(factory),
+                                  registered=True))
     return out
 
 
@@ -82,9 +125,204 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# ------------------------------------------------------------------------------ model names
+def reserved_names() -> set[str]:
+    """Names a submission cannot take: the registered models and the tasks' reference rows."""
+    names = set(MODELS)
+    for t in TASKS:
+        names.update(TASKS.get(t).metadata.reference_names)
+    return names
+
+
+def check_name_syntax(name: str, flag: str = "--name") -> None:
+    """A model name a submission may use (:data:`NAME_RULE`), else a one-line :class:`ConfigError`."""
+    if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+        raise ConfigError(f"{flag}: invalid model name {name!r} ({NAME_RULE})")
+
+
+def check_submission_name(name: str, flag: str = "--name") -> None:
+    """A name a submission may take: valid (:data:`NAME_RULE`) and no built-in model's or reference row's."""
+    check_name_syntax(name, flag)
+    if name in reserved_names():
+        raise ConfigError(f"{flag}: '{name}' is the name of a built-in model or reference row of the suite; "
+                          "choose another name")
+
+
+def _identity(rec: ResultRecord) -> tuple[str, Any]:
+    """(kind, code identity) of a stored record: kind is builtin, submission or external."""
+    sub = rec.get("submission") or {}
+    if sub:
+        return "submission", sub.get("source_hash")
+    model_id = rec.config.get("model", {}) if isinstance(rec.config, dict) else {}
+    ident = model_id.get("source_hash") if isinstance(model_id, dict) else None
+    return ("external" if rec.model_info.model_dump().get("external") else "builtin"), ident
+
+
+def guard_model_name(store: ResultStore, name: str, *, kind: str, identity: Any) -> None:
+    """A model's results never share a name with another model's in the same results folder.
+
+    ``kind`` is ``builtin`` (a registered model), ``submission`` (``submit``) or ``external``
+    (``run --models file.py:Class``). A submission or external model may not take a registered
+    model's name or a reference row's; a name holding a built-in's results is not reused by any
+    other model (and the reverse); a submission's name is not reused by a model of another code
+    identity. The same model resumes. Raises :class:`ConfigError` before any compute.
+    """
+    if kind != "builtin":
+        check_submission_name(name, "--name" if kind == "submission" else "model name")
+    for rec in store.records_of(name):
+        other_kind, other = _identity(rec)
+        if (other_kind == "builtin") != (kind == "builtin"):
+            whose = "the built-in model" if other_kind == "builtin" else f"a {other_kind} model"
+            raise ConfigError(f"'{name}' already has results in {store.root} from {whose} ({rec.source}); "
+                              "choose another --name or --out")
+        if "submission" in (kind, other_kind) and other != identity:
+            raise ConfigError(f"'{name}' already has results in {store.root} from a different model "
+                              f"(source hash {other}); choose another --name")
+
+
+# ------------------------------------------------------------------------------ threads, device
+_INTEROP_SET = False
+
+
+@contextmanager
+def thread_limits(threads: int) -> Iterator[None]:
+    """Use ``threads`` intra-op threads in torch and in numpy/scipy/sklearn's BLAS and OpenMP pools.
+
+    The environment (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, the core count) no longer
+    decides them, so a result depends only on its key. torch's inter-op pool is set once per
+    process (it cannot change later); it does not change numbers.
+    """
+    global _INTEROP_SET
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"--threads: expected a positive integer, got {threads!r}")
+    if not _INTEROP_SET:
+        _INTEROP_SET = True
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError:  # inter-op work already ran in this process
+            pass
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def device_kind(device: str) -> str:
+    """The kind of device numbers were computed on, part of the key: ``cpu``, ``mps``, ``cuda (GPU name)``."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
+    return kind
+
+
+# ------------------------------------------------------------------------------ watchdog
+class _Phase:
+    """What a cell is doing now (the watchdog's report): a model method or the suite's own code."""
+
+    def __init__(self) -> None:
+        self.what = "setup"
+
+
+class Watchdog:
+    """``--cell-timeout``: SIGALRM in the main thread raises :class:`CellTimeout` inside the running call.
+
+    POSIX only, and only in the main thread (signal handlers run there); code in a C extension
+    (a long torch op) is interrupted when it returns to Python. The alarm repeats every second
+    after it first fires, so a model that swallows the exception is interrupted again.
+    """
+
+    def __init__(self, limit: float | None):
+        if limit is not None:
+            if not limit > 0:
+                raise ConfigError(f"--cell-timeout: expected a positive number of seconds, got {limit!r}")
+            if not hasattr(signal, "setitimer"):
+                raise ConfigError("--cell-timeout needs a POSIX system (signal.setitimer)")
+            if threading.current_thread() is not threading.main_thread():
+                raise ConfigError("--cell-timeout works only when the run is started in the main thread")
+        self.limit = limit
+        self.fired = False
+        self.phase = _Phase()
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        self.fired = True
+        raise CellTimeout(f"cell time limit of {self.limit:g} s reached in {self.phase.what}")
+
+    @contextmanager
+    def cell(self) -> Iterator[_Phase]:
+        self.fired = False
+        self.phase = _Phase()
+        if self.limit is None:
+            yield self.phase
+            return
+        old = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, self.limit, 1.0)
+        try:
+            yield self.phase
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+class GuardedModel:
+    """A model seen through the suite's checks: what the tasks get instead of the model itself.
+
+    Calls of :data:`GUARDED_METHODS` name the model and the method when they raise
+    (:func:`~benchmark.errors.user_code`), report the method to the watchdog, and the
+    ``embed_*`` methods must return a ``torch.Tensor`` (a numpy array is a :class:`ModelError`).
+    Every other attribute is the model's own.
+    """
+
+    def __init__(self, model: Any, name: str, builtin: bool, phase: _Phase):
+        object.__setattr__(self, "_guarded", (model, name, builtin, phase))
+
+    def __getattr__(self, attr: str) -> Any:
+        model, name, builtin, phase = object.__getattribute__(self, "_guarded")
+        value = getattr(model, attr)
+        if attr not in GUARDED_METHODS or not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            before, phase.what = phase.what, f"{attr}"
+            try:
+                with user_code(name, attr, builtin=builtin):
+                    out = value(*args, **kwargs)
+            finally:
+                phase.what = before
+            if attr in TENSOR_METHODS and not isinstance(out, torch.Tensor):
+                kind = type(out).__module__.split(".")[0] + "." + type(out).__name__
+                raise ModelError(f"model '{name}': {attr}() must return a torch.Tensor, got {kind} "
+                                 "(wrap it with torch.from_numpy or avcl_bench.to_float_tensor)")
+            return out
+
+        return call
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_guarded")[0], attr, value)
+
+
+def _log_timeout(out: Path, entry: ModelEntry, seed: int, limit: float, phase: str) -> None:
+    line = json.dumps({"model": entry.name, "seed": seed, "phase": phase, "cell_timeout_s": limit,
+                       "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, sort_keys=True)
+    try:
+        with open(out / TIMEOUT_LOG, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError:  # the error message says it all
+        pass
+
+
+# ------------------------------------------------------------------------------ the run
 def run(cfg: RunConfig) -> list[ResultRecord]:
-    """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused)."""
+    """Run every (model, seed, task) of ``cfg`` on one dataset; returns the records (new and reused).
+
+    Before any compute: the results folder must be writable (stale temporary files of a killed
+    run are removed), the model names must not collide with other models' results, and the
+    options are checked. See the module docstring for when records are written.
+    """
     device = select_device(cfg.device)
+    watchdog = Watchdog(cfg.cell_timeout)
     tasks = [get_task(t) for t in cfg.tasks]
     models = resolve_models(cfg.models, cfg.model_args)
     if cfg.model_name is not None:
@@ -92,12 +330,25 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
             raise ConfigError("a model name can only be given for a single model")
         models[0].name = cfg.model_name
         models[0].info = {**models[0].info, "name": cfg.model_name}
+        models[0].registered = False
     store = ResultStore(cfg.out)
+    store.check_writable()
+    for entry in models:
+        kind = "submission" if cfg.submission is not None else ("builtin" if entry.registered else "external")
+        guard_model_name(store, entry.name, kind=kind, identity=entry.source_hash)
+    with thread_limits(cfg.threads):
+        return _run(cfg, device, tasks, models, store, watchdog)
+
+
+def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry], store: ResultStore,
+         watchdog: Watchdog) -> list[ResultRecord]:
     dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
     spec = dataset.spec
     test = dataset.split("test")
     data_cfg = {"name": spec.name, "fingerprint": dataset.fingerprint(), "options": cfg.dataset_options,
                 "quick": cfg.quick}
+    # what the numbers depend on besides code, data and seed: part of every key
+    runtime = {"threads": cfg.threads, "device": device_kind(device)}
     records: list[ResultRecord] = []
 
     def key_for(model_id: dict[str, Any], task: Any, seed: int, task_cfg: dict[str, Any]) -> tuple[str, dict]:
@@ -106,7 +357,8 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
         config = {"model": model_id,
                   "task": {"name": task.name, "code": codehash.task_code_hash(task), "options": cfg.task_options,
                            **task_cfg},
-                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(DATASETS.get(cfg.dataset))}, "seed": seed}
+                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(DATASETS.get(cfg.dataset))}, "seed": seed,
+                  "runtime": runtime}
         return config_key(config), config
 
     for seed in cfg.seeds:
@@ -124,14 +376,15 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
                 continue
             t0 = time.perf_counter()
             refs = task.references(dataset, ctx)
-            for ref_name, metrics in refs.items():
-                rec = ResultRecord(model=ref_name, task=task.name, dataset=spec.name, seed=seed, metrics=metrics,
-                                   config=config, provenance=provenance(device, time.perf_counter() - t0),
-                                   key=f"{key}-{ref_name}", protocol="reference", task_meta=task.metadata,
-                                   model_info={"name": ref_name, "reference": True, "encoder": [], "objective": [],
-                                               "learning": "", "papers": []})
+            new = [ResultRecord(model=ref_name, task=task.name, dataset=spec.name, seed=seed, metrics=metrics,
+                                config=config, provenance=provenance(device, time.perf_counter() - t0),
+                                key=f"{key}-{ref_name}", protocol="reference", task_meta=task.metadata,
+                                model_info={"name": ref_name, "reference": True, "encoder": [], "objective": [],
+                                            "learning": "", "papers": []})
+                   for ref_name, metrics in refs.items()]
+            for rec in new:  # all references of a task, once all are computed
                 store.put(rec)
-                records.append(rec)
+            records += new
 
         for entry in models:
             model_id = {"name": entry.name, "args": entry.args, "source_hash": entry.source_hash}
@@ -147,45 +400,71 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
                     todo.append(task)
             if not todo:
                 continue
-            seed_everything(seed)
-            check_model_args(entry.name, entry.factory, spec, entry.args)
-            with user_code(entry.name, "the constructor"):
-                model = entry.factory(spec, **entry.args)
-            missing = missing_methods(model)
-            if missing:
-                raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
-            t0 = time.perf_counter()
-            if getattr(model, "trainable", True):
-                if entry.info.get("learning") == "supervised" and (np.asarray(dataset.split("train").labels) < 0).any():
-                    raise ConfigError(f"model '{entry.name}' is supervised but the train split of '{spec.name}' "
-                                      "has unlabelled clips (label -1); pick a semi-supervised model or a labelled "
-                                      "train option of the dataset")
-                _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device})")
-                with user_code(entry.name, "fit"):
-                    model.fit(dataset.split("train"), dataset.split("val"),
-                              FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
-            fit_s = time.perf_counter() - t0
-            with user_code(entry.name, "config"):
-                model_cfg = model.config()
-            for task in todo:
-                why = task.supports(model, spec, test)
-                if why is not None:
-                    _log(f"[skip] {entry.name} / {task.name}: {why}")
-                    continue
-                seed_everything(seed)
-                t1 = time.perf_counter()
-                with user_code(entry.name):  # the phase is the model method that raised (embed_audio, ...)
-                    result = task.evaluate(model, dataset, ctx)
-                key, config = keys[task.name]
-                config = {**config, "model_config": model_cfg, "task_config": result.config, "device": device}
-                rec = ResultRecord(
-                    model=entry.name, task=task.name, dataset=spec.name, seed=seed, metrics=result.metrics,
-                    config=config, provenance=provenance(device, fit_s + time.perf_counter() - t1), key=key,
-                    protocol=result.protocol, task_meta=task.metadata,
-                    model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
-                )
+            try:
+                with watchdog.cell() as phase:
+                    new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase)
+            except BaseException as e:
+                if not watchdog.fired:
+                    raise
+                what = watchdog.phase.what
+                _log_timeout(cfg.out, entry, seed, float(cfg.cell_timeout or 0), what)
+                raise CellTimeoutError(
+                    f"model '{entry.name}' (seed {seed}) exceeded --cell-timeout {cfg.cell_timeout:g} s in {what}; "
+                    f"nothing of this cell was written (logged in {cfg.out / TIMEOUT_LOG})") from e
+            # the cell's records, together, once all of its tasks succeeded
+            for rec in new:
                 store.put(rec)
-                records.append(rec)
-                _log(f"[done] {entry.name} / {task.name} / seed {seed}: "
-                     + ", ".join(f"{k}={v:.4g}" for k, v in list(result.metrics.items())[:4]))
+            records += new
+            for rec in new:
+                _log(f"[done] {entry.name} / {rec.task} / seed {seed}: "
+                     + ", ".join(f"{k}={v:.4g}" for k, v in list(rec.metrics.items())[:4]))
     return records
+
+
+def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], keys: dict[str, tuple[str, dict]],
+              dataset: Any, test: Any, ctx: EvalContext, device: str, phase: _Phase) -> list[ResultRecord]:
+    """Build, train and score one (model, seed) on the tasks ``todo``: its records, not yet written."""
+    spec = dataset.spec
+    seed_everything(seed)
+    check_model_args(entry.name, entry.factory, spec, entry.args)
+    phase.what = "the constructor"
+    with user_code(entry.name, "the constructor", builtin=entry.builtin):
+        model = entry.factory(spec, **entry.args)
+    missing = missing_methods(model)
+    if missing:
+        raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
+    t0 = time.perf_counter()
+    if getattr(model, "trainable", True):
+        if entry.info.get("learning") == "supervised" and (np.asarray(dataset.split("train").labels) < 0).any():
+            raise ConfigError(f"model '{entry.name}' is supervised but the train split of '{spec.name}' "
+                              "has unlabelled clips (label -1); pick a semi-supervised model or a labelled "
+                              "train option of the dataset")
+        _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device}, {cfg.threads} thread(s))")
+        phase.what = "fit"
+        with user_code(entry.name, "fit", builtin=entry.builtin):
+            model.fit(dataset.split("train"), dataset.split("val"),
+                      FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+    fit_s = time.perf_counter() - t0
+    phase.what = "config"
+    with user_code(entry.name, "config", builtin=entry.builtin):
+        model_cfg = model.config()
+    guarded = GuardedModel(model, entry.name, entry.builtin, phase)
+    new = []
+    for task in todo:
+        why = task.supports(guarded, spec, test)
+        if why is not None:
+            _log(f"[skip] {entry.name} / {task.name}: {why}")
+            continue
+        seed_everything(seed)
+        t1 = time.perf_counter()
+        phase.what = f"the {task.name} task (suite code)"
+        result = task.evaluate(guarded, dataset, ctx)
+        key, config = keys[task.name]
+        config = {**config, "model_config": model_cfg, "task_config": result.config, "device": device}
+        new.append(ResultRecord(
+            model=entry.name, task=task.name, dataset=spec.name, seed=seed, metrics=result.metrics,
+            config=config, provenance=provenance(device, fit_s + time.perf_counter() - t1), key=key,
+            protocol=result.protocol, task_meta=task.metadata,
+            model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
+        ))
+    return new

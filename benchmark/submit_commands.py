@@ -23,14 +23,14 @@ from avcl_bench.tasks.base import EvalContext  # noqa: F401  (import check of th
 from avcl_bench.tasks.registry import TASKS
 
 from .arrays import load_npz
-from .cliargs import parse_csv, parse_kv, parse_seeds
+from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS, load_dataset
 from .datasets.base import audio_batch, visual_batch
 from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
 from .interface import FitContext, missing_methods
 from .provenance import provenance
 from .reporting.tables import console_table
-from .runner import RunConfig, run
+from .runner import RunConfig, check_submission_name, guard_model_name, run
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
 from .surveyed import load_table1_long
@@ -43,9 +43,11 @@ def _print_err(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ validate-model
-def _user_problem(what: str, e: Exception) -> str:
+def _user_problem(what: str, e: BaseException) -> str:
     """A problem line for an exception of the model's code, followed by the user's frames if any."""
     line = f"{what}: {e.__class__.__name__}: {e}"
+    if isinstance(e, SystemExit):
+        line = f"{what}: SystemExit({e.code!r}) (a model must not exit the process)"
     if isinstance(e, AVCLError) or not is_user_exception(e):
         return line
     return UserCodeError(line, e).render()
@@ -71,7 +73,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
         check_model_args(info["name"], factory, ds.spec, model_args)
         try:
             model = factory(ds.spec, **model_args)
-        except Exception as e:  # the user's constructor failed
+        except (Exception, SystemExit) as e:  # the user's constructor failed
             problems.append(_user_problem(f"{where}: constructor failed", e))
             continue
         for m in missing_methods(model):
@@ -84,7 +86,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
         try:
             if fit and getattr(model, "trainable", True):
                 model.fit(ds.split("train"), ds.split("val"), FitContext(seed=0, quick=True, progress=False))
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             problems.append(_user_problem(f"{where}: fit() failed", e))
             continue
         test = ds.split("test")
@@ -103,7 +105,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
         for name, call, shape in checks:
             try:
                 out1, out2 = call(), call()
-            except Exception as e:
+            except (Exception, SystemExit) as e:
                 problems.append(_user_problem(f"{where}: {name}() failed", e))
                 continue
             if not isinstance(out1, torch.Tensor):
@@ -182,15 +184,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ submit
-def _guard_name(out: Path, name: str, source_hash: str) -> None:
-    """A submission never overwrites another model's results under the same name."""
-
-    for rec in ResultStore(out).records():
-        if rec["model"] == name:
-            other = (rec.get("submission") or {}).get("source_hash") or rec.get("config", {}).get("model", {}).get("source_hash")
-            if other != source_hash:
-                raise ConfigError(f"'{name}' already has results in {out} from a different model "
-                                  f"(source hash {other}); choose another --name")
+def _guard_name(out: Path, name: str, source_hash: Any) -> None:
+    """A submission's name is valid, is no built-in model's and holds no other model's results in ``out``."""
+    guard_model_name(ResultStore(out), name, kind="submission", identity=source_hash)
 
 
 def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[ResultRecord]:
@@ -200,8 +196,9 @@ def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split:
     if not files:
         raise InputError(pred_dir, None, f"no <task>.npz prediction file (tasks: {', '.join(TASKS)})")
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
-    _guard_name(out, name, digest)
     store, records = ResultStore(out), []
+    store.check_writable()
+    _guard_name(out, name, digest)
     for f in files:
         task = TASKS.get(f.stem)
         t0 = time.perf_counter()
@@ -218,8 +215,9 @@ def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split:
                            model_info={"name": name, "encoder": [], "objective": [], "learning": "unknown",
                                        "papers": [], "reference": False, "external": True},
                            submission=submission)
-        store.put(rec)
         records.append(rec)
+    for rec in records:  # written once every file scored: a bad file writes nothing
+        store.put(rec)
     return records
 
 
@@ -231,6 +229,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for item in args.option:
         options.update(parse_kv(item, "--option"))
     options = {k: str(v) for k, v in options.items()}
+    # before any compute: a valid name that is no built-in's, a writable --out
+    check_submission_name(args.name)
+    ResultStore(args.out).check_writable()
     if args.pred is not None:
         if not args.pred.is_dir():
             raise InputError(args.pred, None, "prediction folder not found")
@@ -249,7 +250,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
                         model_args=parse_kv(args.model_args, "--model-args"), progress=not args.no_progress,
                         submission={"name": args.name, "source_hash": info["source_hash"], "kind": "python",
                                     "spec": args.model},
-                        model_name=args.name)
+                        model_name=args.name, threads=args.threads, cell_timeout=args.cell_timeout)
         if not cfg.tasks:
             raise ConfigError(f"model supports no task on dataset '{args.dataset}'")
         records = run(cfg)
@@ -273,7 +274,9 @@ def add_submit_parser(sub: Any) -> None:
     p = sub.add_parser("submit", help="run every task a model supports, or score a folder of predictions")
     p.add_argument("--model", help="model spec (file.py:Class or package.module:Class)")
     p.add_argument("--pred", type=Path, help="folder of <task>.npz predictions (see `export`)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True,
+                   help="name of the results (1-64 characters: letters, digits and . _ @ -, starting with a "
+                        "letter or digit); never a built-in model's name or another submission's in the same --out")
     p.add_argument("--dataset", default="avsynth")
     p.add_argument("--data-root", dest="data_root")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
@@ -283,6 +286,7 @@ def add_submit_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--model-args", dest="model_args")
     p.add_argument("--no-progress", action="store_true")
+    add_runtime_options(p)
     p.set_defaults(func=cmd_submit)
 
 
