@@ -14,8 +14,20 @@ projection on the delayed copies of all references. Then::
     SIR = 10 log10(|P_j e|^2 / |P e - P_j e|^2)
     SAR = 10 log10(|P e|^2   / |e - P e|^2)
 
-(a zero denominator gives ``+inf`` as in mir_eval). NSDR is the SDR improvement of the
-estimate over the unprocessed mixture used as the estimate of every source.
+(a zero denominator gives ``+inf`` in mir_eval; here such an input is refused, see below).
+NSDR is the SDR improvement of the estimate over the unprocessed mixture used as the
+estimate of every source.
+
+The three ratios are invariant to scaling each estimate and each reference source, so
+before the float64 computation every signal (item, source) is divided by the power of two
+nearest its peak magnitude: the result is exactly that of the unscaled signals, and inputs
+scaled by 1e160 or 1e-300 give the same finite values instead of overflowing (NaN) or
+underflowing (inf). A ratio that is still not finite (an estimate that lies exactly in the
+span of the delayed references, so that a distortion energy is exactly 0) makes
+:func:`separation_metrics` refuse the input with an :class:`~benchmark.errors.InputError`
+naming the item: a mean is never reported as inf or NaN.
+The working memory of the computation (Gram matrices of ``(S*512)^2`` per item) is checked
+against ``$AVCL_MAX_METRIC_BYTES`` before anything is allocated.
 
 Two backends compute the same numbers: ``"mir_eval"`` (the reference implementation,
 one item at a time) and ``"torch"``, a batched float64 implementation of the same
@@ -29,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from avcl_bench.benchmark.arrays import check_array
+from avcl_bench.benchmark.arrays import check_array, check_work_bytes
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -63,25 +75,61 @@ def _check_not_silent(x: np.ndarray, source: str, field: str, why: str) -> None:
         raise InputError(source, field, f"{where} is silent (all zeros): {why}")
 
 
-def _validate_pair(estimates: object, sources: object, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Shared validation of ``estimates`` / ``sources``, both (N, S, L)."""
+def _validate_pair(estimates: object, sources: object, source: str,
+                   ref_source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shared validation of ``estimates`` (blamed on ``source``) / ``sources`` (on ``ref_source``), both (N, S, L)."""
+    ref_source = source if ref_source is None else ref_source
     est = _check_signals(estimates, source, "estimates", 3)
-    ref = _check_signals(sources, source, "sources", 3)
+    ref = _check_signals(sources, ref_source, "sources", 3)
     if est.shape != ref.shape:
         raise InputError(source, "estimates/sources", f"shape mismatch: estimates {est.shape} vs sources {ref.shape}")
     n, s, length = ref.shape
     if s < 2:
-        raise InputError(source, "sources", f"BSS eval needs at least 2 sources per mixture, got S={s}")
+        raise InputError(ref_source, "sources", f"BSS eval needs at least 2 sources per mixture, got S={s}")
     min_len = (s - 1) * FILTER_LENGTH + 1
     if length < min_len:
         raise InputError(
-            source, "sources",
+            ref_source, "sources",
             f"signals of {length} samples are too short: {s} sources need at least {min_len} samples "
             f"for the {FILTER_LENGTH}-tap distortion filters to be determined",
         )
-    _check_not_silent(ref, source, "sources", "BSS eval is undefined for a silent reference source")
+    check_work_bytes(ref_source, "sources", work_bytes(ref.shape),
+                     f"BSS eval of {s} sources x {length} samples per mixture")
+    _check_not_silent(ref, ref_source, "sources", "BSS eval is undefined for a silent reference source")
     _check_not_silent(est, source, "estimates", "BSS eval is undefined for a silent estimate")
     return est, ref
+
+
+def work_bytes(shape: tuple[int, ...]) -> float:
+    """Working memory of BSS eval on ``(N, S, L)`` signals, either backend: the normalised
+    float64 copies of estimates and references, plus per item the ``(S*F)^2`` Gram matrix, its
+    LU factors and gather index, and ``S^2`` cross-correlations of ``n_fft`` samples (real and
+    complex)."""
+    n, s, length = (int(d) for d in shape)
+    n_fft = 2 ** math.ceil(math.log2(length + FILTER_LENGTH - 1))
+    per_item = 24.0 * (s * FILTER_LENGTH) ** 2 + 48.0 * s * s * n_fft
+    return 16.0 * n * s * length + per_item
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Every signal (last axis) divided by the power of two nearest its peak magnitude.
+
+    A power of two scales exactly, so the BSS ratios (invariant to each signal's scale) come
+    out as for the unscaled input, while squares and products can neither overflow nor
+    underflow. Silent signals are left as they are.
+    """
+    peak = np.max(np.abs(x), axis=-1, keepdims=True)
+    _, exp = np.frexp(peak)
+    return np.ldexp(x, -exp)
+
+
+def _check_finite_ratios(source: str, field: str, **ratios: np.ndarray) -> None:
+    for name, v in ratios.items():
+        bad = ~np.isfinite(v)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise InputError(source, field, f"mixture {i}, source {j}: {name} is {v[i, j]} (the signal lies exactly "
+                             "in the span of the delayed references, so the BSS eval ratio is unbounded)")
 
 
 def _resolve_backend(backend: str) -> str:
@@ -218,21 +266,27 @@ def bss_eval_batch(
     *,
     device: str | None = None,
     source: str = "input",
+    ref_source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BSS-eval v3 SDR, SIR, SAR per (item, source) with the known source order.
 
     ``estimates`` and ``sources`` are ``(N, S, L)``; estimate ``[n, j]`` is scored
-    against reference ``[n, j]``. Returns three ``(N, S)`` float64 arrays in dB.
+    against reference ``[n, j]``. Returns three ``(N, S)`` float64 arrays in dB (``+inf`` where
+    a distortion energy is exactly 0, as mir_eval).
     ``backend``: ``"mir_eval"``, ``"torch"`` (batched, runs on ``device``) or ``"auto"``
-    (torch when importable). ``device`` only applies to the torch backend.
+    (torch when importable). ``device`` only applies to the torch backend. ``source`` names
+    the estimates' file in error messages, ``ref_source`` the references' (default ``source``).
+    Every signal is first normalised by a power of two (see the module docstring).
     """
-    est, ref = _validate_pair(estimates, sources, source)
+    est, ref = _validate_pair(estimates, sources, source, ref_source)
     resolved = _resolve_backend(backend)
-    if resolved == "mir_eval":
-        if device not in (None, "cpu"):
-            raise ConfigError(f"the mir_eval separation backend runs on the CPU only (got device={device!r})")
-        return _bss_eval_mir_eval(est, ref)
-    return _bss_eval_torch(est, ref, device)
+    if resolved == "mir_eval" and device not in (None, "cpu"):
+        raise ConfigError(f"the mir_eval separation backend runs on the CPU only (got device={device!r})")
+    est, ref = _normalise(est), _normalise(ref)
+    with np.errstate(all="ignore"):
+        if resolved == "mir_eval":
+            return _bss_eval_mir_eval(est, ref)
+        return _bss_eval_torch(est, ref, device)
 
 
 def separation_metrics(
@@ -243,28 +297,33 @@ def separation_metrics(
     backend: str = "auto",
     device: str | None = None,
     source: str = "input",
+    ref_source: str | None = None,
 ) -> dict[str, float]:
     """Mean BSS-eval v3 ``SDR``, ``SIR``, ``SAR`` (and ``NSDR``) over (mixture, source) pairs.
 
     ``estimates``/``sources``: ``(N, S, L)`` with ``S >= 2``; ``mixtures``: optional
     ``(N, L)``. When given, ``NSDR`` = mean of SDR(estimate) - SDR(mixture used as the
     estimate of each source). Silent references, estimates or mixtures are rejected:
-    BSS eval is undefined for them.
+    BSS eval is undefined for them. ``source`` names the estimates' file in error messages,
+    ``ref_source`` that of the sources and mixtures (default ``source``).
     """
-    est, ref = _validate_pair(estimates, sources, source)
+    ref_source = source if ref_source is None else ref_source
+    est, ref = _validate_pair(estimates, sources, source, ref_source)
     mix = None
     if mixtures is not None:
-        mix = _check_signals(mixtures, source, "mixtures", 2)
+        mix = _check_signals(mixtures, ref_source, "mixtures", 2)
         if mix.shape != (ref.shape[0], ref.shape[2]):
             raise InputError(
-                source, "mixtures",
+                ref_source, "mixtures",
                 f"expected shape (N, L) = {(ref.shape[0], ref.shape[2])} to match sources {ref.shape}, got {mix.shape}",
             )
-        _check_not_silent(mix, source, "mixtures", "BSS eval is undefined for a silent mixture")
-    sdr, sir, sar = bss_eval_batch(est, ref, backend, device=device, source=source)
+        _check_not_silent(mix, ref_source, "mixtures", "BSS eval is undefined for a silent mixture")
+    sdr, sir, sar = bss_eval_batch(est, ref, backend, device=device, source=source, ref_source=ref_source)
+    _check_finite_ratios(source, "estimates", SDR=sdr, SIR=sir, SAR=sar)
     out = {"SDR": float(np.mean(sdr)), "SIR": float(np.mean(sir)), "SAR": float(np.mean(sar))}
     if mix is not None:
         mix_est = np.broadcast_to(mix[:, None, :], ref.shape)
-        sdr_mix, _, _ = bss_eval_batch(mix_est, ref, backend, device=device, source=source)
+        sdr_mix, _, _ = bss_eval_batch(mix_est, ref, backend, device=device, source=ref_source, ref_source=ref_source)
+        _check_finite_ratios(ref_source, "mixtures", SDR=sdr_mix)
         out["NSDR"] = float(np.mean(sdr - sdr_mix))
     return out

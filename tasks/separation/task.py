@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, visual_batch
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import InputError
@@ -316,7 +316,8 @@ class SeparationTask(Task):
             if mix.shape != (src.shape[0], src.shape[2]):
                 raise InputError(ref_source, "mixtures",
                                  f"expected shape {(src.shape[0], src.shape[2])} (N, L) to match sources, got {mix.shape}")
-        return separation_metrics(est, src, mix, source=pred_source)
+        return check_finite_metrics(separation_metrics(est, src, mix, source=pred_source, ref_source=ref_source),
+                                    self.name)
 
     def references(self, dataset: Any, ctx: EvalContext) -> dict[str, dict[str, float]]:
         """``oracle_irm`` (ideal ratio masks on the mixture STFT) and ``mixture`` (no separation)."""
