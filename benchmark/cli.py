@@ -19,7 +19,7 @@ from typing import Any
 from avcl_bench.baselines import MODELS, model_info
 from avcl_bench.tasks.registry import TASK_ORDER, TASKS, get_task
 
-from .arrays import load_npz
+from .arrays import check_finite_metrics, load_npz
 from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS
 from .errors import AVCLError, ConfigError, UserCodeError
@@ -134,8 +134,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     pred, ref = load_npz(args.pred), load_npz(args.ref)
     metrics = task.score(pred, ref, pred_source=str(args.pred), ref_source=str(args.ref))
+    metrics = check_finite_metrics(metrics, task.name)  # never NaN/Infinity on stdout
     if args.json:
-        print(json.dumps({"task": task.name, "metrics": metrics}, sort_keys=True))
+        print(json.dumps({"task": task.name, "metrics": metrics}, sort_keys=True, allow_nan=False))
     else:
         hib = task.higher_is_better()
         rows = [(k, f"{v:.6g}", "higher" if hib.get(k, True) else "lower") for k, v in metrics.items()]

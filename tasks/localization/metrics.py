@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avcl_bench.benchmark.arrays import check_array, check_same_len
+from avcl_bench.benchmark.arrays import check_array, check_same_len, check_work_bytes
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -64,7 +64,11 @@ __all__ = [
 AUC_THRESHOLDS: np.ndarray = 0.05 * np.arange(21)
 #: A sample counts as localized for ``cIoU`` when its cIoU is at least this.
 CIOU_THRESHOLD = 0.5
-_CHUNK = 64  # samples scored at once
+_CHUNK = 64  # samples scored at once, at most
+#: bytes of per-pixel temporaries (resized heatmap, partition copy, masks) a chunk may take
+_CHUNK_BYTES = 256 * 2**20
+#: bytes per mask pixel of a chunk's temporaries
+_BYTES_PER_PIXEL = 32
 
 METRICS: dict[str, MetricSpec] = {
     "cIoU": MetricSpec("cIoU", True, "share of samples whose consensus IoU is >= 0.5 (LVS protocol)", unit="fraction", lower=0.0, upper=1.0),
@@ -192,6 +196,43 @@ def box_mask(boxes: object, size: tuple[int, int] = (224, 224), *, source: str =
 
 
 # --------------------------------------------------------------------------- metrics
+def _chunk_rows(pixels: int) -> int:
+    """Samples scored at once: at most :data:`_CHUNK`, and as many as :data:`_CHUNK_BYTES` allows (at least 1)."""
+    return int(max(1, min(_CHUNK, _CHUNK_BYTES // max(1, _BYTES_PER_PIXEL * pixels))))
+
+
+def work_bytes(heatmaps_shape: tuple[int, ...], heatmaps_dtype: object, masks_shape: tuple[int, ...],
+               masks_dtype: object) -> float:
+    """Working memory of :func:`ciou_per_sample` on arrays of these shapes and dtypes: float64
+    copies of inputs that are not float64 already, the range checks of the masks (bool arrays)
+    and one chunk's temporaries at the masks' size."""
+    def size(shape: tuple[int, ...]) -> int:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        return n
+
+    total = 0.0
+    for shape, dtype in ((heatmaps_shape, heatmaps_dtype), (masks_shape, masks_dtype)):
+        if np.dtype(dtype) != np.float64:  # type: ignore[call-overload]
+            total += 8.0 * size(shape)
+    total += 3.0 * size(masks_shape)
+    if len(masks_shape) == 3:
+        pixels = int(masks_shape[1]) * int(masks_shape[2])
+        total += float(_BYTES_PER_PIXEL) * pixels * min(_chunk_rows(pixels), max(1, int(masks_shape[0])))
+    return total
+
+
+def check_memory(heatmaps: object, masks: object, source: str, ref_source: str | None = None) -> None:
+    """Refuse inputs whose scoring would need more than ``$AVCL_MAX_METRIC_BYTES`` (before any copy)."""
+    hm, gt = np.asarray(heatmaps), np.asarray(masks)
+    if gt.dtype == object or hm.dtype == object:
+        return  # refused by the array checks
+    check_work_bytes(source if ref_source is None else ref_source, "masks",
+                     work_bytes(hm.shape, hm.dtype, gt.shape, gt.dtype),
+                     f"scoring heatmaps {hm.shape} against masks {gt.shape}")
+
+
 def _resize_bilinear(heatmaps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize ``(N, h, w)`` maps to ``size`` (half-pixel bilinear, no antialiasing)."""
     t = torch.from_numpy(np.ascontiguousarray(heatmaps, dtype=np.float64))[:, None]
@@ -204,6 +245,7 @@ def ciou_per_sample(
     *,
     empty_mask: str = "raise",
     source: str = "input",
+    ref_source: str | None = None,
 ) -> np.ndarray:
     """Consensus IoU of every sample (see the module docstring for the protocol).
 
@@ -214,34 +256,42 @@ def ciou_per_sample(
         empty_mask: ``"raise"`` (default) refuses a mask with no positive pixel, ``"zero"``
             scores it 0 as the LVS script does.
         source: name of the file / producer, used in error messages.
+        ref_source: name of the masks' file (default ``source``).
 
     Returns:
         ``(N,)`` float64 array of cIoU values in ``[0, 1]``.
+
+    The working memory is checked against ``$AVCL_MAX_METRIC_BYTES`` first (see
+    :func:`work_bytes`); samples are scored in chunks, so it does not grow with ``N``.
     """
+    ref_source = source if ref_source is None else ref_source
     if empty_mask not in ("raise", "zero"):
         raise InputError(source, "empty_mask", f"expected 'raise' or 'zero', got {empty_mask!r}")
+    check_memory(heatmaps, masks, source, ref_source)
     hm = check_array(heatmaps, source, "heatmaps", ndim=3, kind="float")
-    gt = check_array(masks, source, "masks", ndim=3, kind="float", allow_bool=True)
+    gt = check_array(masks, ref_source, "masks", ndim=3, kind="float", allow_bool=True)
     check_same_len(source, heatmaps=hm, masks=gt)
-    for field, a in (("heatmaps", hm), ("masks", gt)):
+    for src, field, a in ((source, "heatmaps", hm), (ref_source, "masks", gt)):
         if a.shape[1] < 1 or a.shape[2] < 1:
-            raise InputError(source, field, f"maps must be at least 1x1, got shape {a.shape}")
+            raise InputError(src, field, f"maps must be at least 1x1, got shape {a.shape}")
     outside = (gt < 0) | (gt > 1)
     if outside.any():
         idx = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise InputError(source, "masks", f"values must lie in [0, 1], got {gt[idx]} at index {idx}")
+        raise InputError(ref_source, "masks", f"values must lie in [0, 1], got {gt[idx]} at index {idx}")
+    del outside
     mass = gt.reshape(len(gt), -1).sum(axis=1)
     empty = mass == 0
     if empty.any() and empty_mask == "raise":
         i = int(np.flatnonzero(empty)[0])
         raise InputError(
-            source, "masks", f"sample {i} has an empty ground-truth mask (cIoU undefined)"
+            ref_source, "masks", f"sample {i} has an empty ground-truth mask (cIoU undefined)"
         )
 
     size = (gt.shape[1], gt.shape[2])
     ciou = np.zeros(len(gt))
-    for start in range(0, len(gt), _CHUNK):  # bounded temporaries for large test sets
-        sl = slice(start, start + _CHUNK)
+    rows = _chunk_rows(size[0] * size[1])
+    for start in range(0, len(gt), rows):  # bounded temporaries for large test sets
+        sl = slice(start, start + rows)
         hm_chunk = hm[sl] if hm.shape[1:] == size else _resize_bilinear(hm[sl], size)
         flat = hm_chunk.reshape(len(hm_chunk), -1)
         g = gt[sl].reshape(len(flat), -1)
@@ -262,12 +312,13 @@ def localization_metrics(
     *,
     empty_mask: str = "raise",
     source: str = "input",
+    ref_source: str | None = None,
 ) -> dict[str, float]:
     """``cIoU`` (share with cIoU >= 0.5), ``AUC`` and ``mean_cIoU`` over all samples.
 
     Arguments as :func:`ciou_per_sample`. Returns Python floats in ``[0, 1]``.
     """
-    ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, source=source)
+    ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, source=source, ref_source=ref_source)
     return summarize_ciou(ciou, source=source)
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avcl_bench.benchmark.arrays import check_array, require
+from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
 from avcl_bench.benchmark.embedding import embed_batches
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
-from .metrics import CIOU_THRESHOLD, ciou_per_sample, localization_metrics, summarize_ciou
+from .metrics import CIOU_THRESHOLD, check_memory, ciou_per_sample, localization_metrics, summarize_ciou
 from .metrics import METRICS as _BASE_METRICS
 
 __all__ = ["LocalizationTask", "METRICS", "heatmaps_of"]
@@ -148,13 +148,15 @@ class LocalizationTask(Task):
         empty_mask = _check_mode(empty_mask)
         require(pred, pred_source, ("heatmaps",))
         require(ref, ref_source, ("masks",))
+        check_memory(pred["heatmaps"], ref["masks"], pred_source, ref_source)
         heat = check_array(pred["heatmaps"], pred_source, "heatmaps", ndim=3, kind="float")
         if heat.shape[1] < 1 or heat.shape[2] < 1:
             raise InputError(pred_source, "heatmaps", f"maps must be at least 1x1, got shape {heat.shape}")
         masks = _check_masks(ref["masks"], ref_source, "masks", empty_mask)
         if len(heat) != len(masks):
             raise InputError(pred_source, "heatmaps", f"has {len(heat)} maps but {ref_source} masks has {len(masks)}")
-        return localization_metrics(heat, masks, empty_mask=empty_mask, source=pred_source)
+        return check_finite_metrics(localization_metrics(heat, masks, empty_mask=empty_mask, source=pred_source,
+                                                         ref_source=ref_source), self.name)
 
     def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         data = dataset.split(split)
