@@ -89,6 +89,11 @@ class CellTimeout(TimeoutError):
     """Raised by the runner's watchdog inside a model call when ``--cell-timeout`` expires."""
 
 
+class CellTimeoutAbort(BaseException):
+    """Raised by the watchdog when the cell still runs after :class:`CellTimeout` (a model that
+    swallowed it with ``except Exception``): not an ``Exception``, so it is not swallowed again."""
+
+
 class CellTimeoutError(AVCLError):
     """A (model, seed) cell ran past ``--cell-timeout``: names the model and the phase that hung."""
 
@@ -158,7 +163,7 @@ def user_code(model: str, phase: str | None = None, *, builtin: bool = False) ->
     """
     try:
         yield
-    except (AVCLError, CellTimeout):
+    except (AVCLError, CellTimeout):  # CellTimeoutAbort and KeyboardInterrupt are no Exception: not caught
         raise
     except (Exception, SystemExit) as e:
         where = phase

@@ -40,7 +40,7 @@ from avcl_bench.tasks.registry import TASKS, get_task
 from . import codehash
 from .cliargs import DEFAULT_THREADS
 from .datasets import DATASETS, load_dataset
-from .errors import CellTimeout, CellTimeoutError, ConfigError, ModelError, user_code
+from .errors import CellTimeout, CellTimeoutAbort, CellTimeoutError, ConfigError, ModelError, user_code
 from .interface import FitContext, missing_methods
 from .paths import default_out
 from .provenance import provenance, select_device
@@ -231,7 +231,8 @@ class Watchdog:
 
     POSIX only, and only in the main thread (signal handlers run there); code in a C extension
     (a long torch op) is interrupted when it returns to Python. The alarm repeats every second
-    after it first fires, so a model that swallows the exception is interrupted again.
+    after it first fires, then raising :class:`CellTimeoutAbort` (a ``BaseException``), so a
+    model that swallows the first one with ``except Exception`` is stopped too.
     """
 
     def __init__(self, limit: float | None):
@@ -247,8 +248,11 @@ class Watchdog:
         self.phase = _Phase()
 
     def _fire(self, signum: int, frame: Any) -> None:
+        msg = f"cell time limit of {self.limit:g} s reached in {self.phase.what}"
+        if self.fired:  # the first one was swallowed: one that `except Exception` does not catch
+            raise CellTimeoutAbort(msg)
         self.fired = True
-        raise CellTimeout(f"cell time limit of {self.limit:g} s reached in {self.phase.what}")
+        raise CellTimeout(msg)
 
     @contextmanager
     def cell(self) -> Iterator[_Phase]:
