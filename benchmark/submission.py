@@ -110,7 +110,7 @@ def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., A
         sys.modules[mod_name] = module
         try:
             mspec.loader.exec_module(module)
-        except Exception as e:  # the user's module failed at import: the summary plus their traceback
+        except (Exception, SystemExit) as e:  # the user's module failed at import: the summary plus their traceback
             sys.modules.pop(mod_name, None)
             raise UserCodeError(f"{path}: import failed: {e.__class__.__name__}: {e}", e) from e
         finally:
