@@ -20,6 +20,7 @@ DEFAULT_MAX_ARRAY_BYTES = 4 * 1024**3
 MAX_ARRAY_BYTES_ENV = "AVCL_MAX_ARRAY_BYTES"
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # numpy.savez() without arrays: a zip with no member
 
 
 def max_array_bytes() -> int:
@@ -78,7 +79,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise InputError(p, None, f"cannot be read ({e.strerror or e})") from None
     if magic.startswith(_NPY_MAGIC):
         raise InputError(p, None, "a single .npy array, not an npz archive (save with numpy.savez)")
-    if not magic.startswith(_ZIP_MAGIC):
+    if not magic.startswith((_ZIP_MAGIC, _EMPTY_ZIP_MAGIC)):
         raise InputError(p, None, "not an npz archive (no zip signature; save with numpy.savez)")
     try:
         with zipfile.ZipFile(p) as z:
@@ -144,9 +145,9 @@ def check_array(
                              f"{a.dtype}")
         a = a.astype(np.float64, copy=False)
     elif kind == "int":
-        if np.issubdtype(a.dtype, np.integer):
+        if np.issubdtype(a.dtype, np.integer) and _fits_int64(a):
             a = a.astype(np.int64, copy=False)
-        elif np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        elif np.issubdtype(a.dtype, np.floating) and _fits_int64(a):
             a = a.astype(np.int64)
         else:
             raise InputError(source, field, f"expected an integer array, got dtype {a.dtype}")
@@ -160,6 +161,19 @@ def check_array(
     if a.ndim >= 1 and a.shape[0] < min_len:
         raise InputError(source, field, f"needs at least {min_len} item(s), got {a.shape[0]}")
     return a
+
+
+def _fits_int64(a: np.ndarray) -> bool:
+    """Whether an integer or float array converts to int64 exactly: no timedelta (a duration is
+    not a count), no unsigned value above 2^63 - 1, floats finite, integral and within +-2^62."""
+    if np.issubdtype(a.dtype, np.timedelta64):
+        return False
+    if np.issubdtype(a.dtype, np.unsignedinteger):
+        return a.itemsize < 8 or not a.size or int(a.max()) <= np.iinfo(np.int64).max
+    if np.issubdtype(a.dtype, np.integer):
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(a)) and np.all(np.abs(a) < 2.0**62) and np.all(a == np.round(a)))
 
 
 def _is_real_number(dtype: np.dtype) -> bool:

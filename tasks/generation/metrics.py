@@ -62,6 +62,12 @@ def _check_fd_memory(n: int, m: int, d: int, source: str, field: str) -> None:
                      f"the Fréchet distance of {d}-dimensional features")
 
 
+def check_memory(n: int, m: int, d: int, kid_subset_size: int, source: str, field: str) -> None:
+    """Refuse (before allocating) sets whose FD or KID would need more than ``$AVCL_MAX_METRIC_BYTES``."""
+    _check_fd_memory(n, m, d, source, field)
+    _check_kid_memory(n, m, min(int(kid_subset_size), n, m), source, field)
+
+
 def _check_kid_memory(n: int, m: int, size: int, source: str, field: str) -> None:
     gram = 8.0 * (n + m) ** 2 if n + m <= _KID_GRAM_LIMIT else 0.0
     check_work_bytes(source, field, gram + 48.0 * size * size, f"KID on {n} + {m} items (subsets of {size})")
@@ -275,8 +281,7 @@ def generation_metrics(
     x = check_features(gen_features, source, "gen_features", min_len=2)
     y = check_features(real_features, real_source, "real_features", min_len=2)
     _check_same_dim(x, y, source, "gen_features/real_features")
-    _check_fd_memory(len(x), len(y), x.shape[1], source, "gen_features")
-    _check_kid_memory(len(x), len(y), min(int(kid_subset_size), len(x), len(y)), source, "gen_features")
+    check_memory(len(x), len(y), x.shape[1], kid_subset_size, source, "gen_features")
     if paired is None:
         paired = x.shape[0] == y.shape[0]
     elif paired and x.shape[0] != y.shape[0]:

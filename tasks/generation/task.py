@@ -29,7 +29,7 @@ from .feature_net import (
     to_protocol_images,
 )
 from .metrics import METRICS as _METRICS
-from .metrics import check_features, frechet_distance, generation_metrics
+from .metrics import check_features, check_memory, frechet_distance, generation_metrics
 
 METRICS: dict[str, MetricSpec] = {
     **_METRICS,
@@ -180,10 +180,11 @@ class GenerationTask(Task):
                              f"feature dimension {gen.shape[1]} does not match {ref_source} features' {real.shape[1]}")
         if gen.shape[1] == 0:
             raise InputError(pred_source, "features", "features have dimension 0")
+        subset = self.kid_subset_size(len(gen), len(real))
+        check_memory(len(gen), len(real), gen.shape[1], subset, pred_source, "features")
         return check_finite_metrics(
-            generation_metrics(gen, real, kid_subsets=self.kid_subsets,
-                               kid_subset_size=self.kid_subset_size(len(gen), len(real)), seed=0, source=pred_source,
-                               real_source=ref_source), self.name)
+            generation_metrics(gen, real, kid_subsets=self.kid_subsets, kid_subset_size=subset, seed=0,
+                               source=pred_source, real_source=ref_source), self.name)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
