@@ -2,7 +2,10 @@
 
 One row per (task, dataset, metric, model) with the mean and its 95% confidence interval
 (t-interval over seeds, or bootstrap over test items for a single seed), the metric's
-direction and the tied competition rank (``"2="``: its interval overlaps a neighbour's). A model with records under several
+direction and the rank range (``"2-4"`` when its interval overlaps others', see
+:func:`~benchmark.reporting.stats.rank_ranges`; ``rank_best`` / ``rank_worst`` give the ends,
+``deterministic`` marks a result whose seeds all agree, ``undefined`` an infinite dB value
+shown as ``inf`` and not ranked). A model with records under several
 configs has one row per config (``model@id``, see :mod:`benchmark.reporting.configs`); the
 board's ``attrs["config_legend"]`` says what the ids mean.
 """
@@ -20,9 +23,9 @@ from ..errors import InputError, UnknownNameError
 from ..schema import ResultRecord
 from .configs import ConfigLegend, resolve_configs
 from .records import as_records, records_frame
-from .tables import aggregate, family_sort_key, rank_position
+from .tables import aggregate, family_sort_key, format_ci, format_mean_std, rank_sort_key
 
-__all__ = ["LEADERBOARD_COLUMNS", "format_leaderboard", "leaderboard", "leaderboard_json"]
+__all__ = ["LEADERBOARD_COLUMNS", "LEADERBOARD_NOTE", "format_leaderboard", "leaderboard", "leaderboard_json"]
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "task",
@@ -37,6 +40,12 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "ci_method",
     "n",
     "reference",
+    # added after the first release (existing keys keep their names and meaning)
+    "rank_best",
+    "rank_worst",
+    "deterministic",
+    "clipped",
+    "undefined",
 )
 
 
@@ -60,19 +69,27 @@ def leaderboard(records: Iterable[ResultRecord | Mapping[str, Any]], task: str |
     board = agg.assign(
         direction=agg["higher_is_better"].map({True: "higher is better", False: "lower is better"}),
         _fam=agg["task"].map(family_sort_key),
-        _pos=agg["rank"].map(rank_position),
-        _signed=[-m if h else m for m, h in zip(agg["mean"], agg["higher_is_better"])],
+        _pos=[rank_sort_key(r) for _, r in agg.iterrows()],
     )
-    board = board.sort_values(["_fam", "dataset", "metric", "_pos", "_signed", "model"], kind="mergesort")
+    board = board.sort_values(["_fam", "dataset", "metric", "_pos", "model"], kind="mergesort")
     board = board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
     board.attrs["config_legend"] = legend
     return board
 
 
-def _ci_text(low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return "-"
-    return f"[{low:.3f}, {high:.3f}]"
+LEADERBOARD_NOTE = (
+    "Rank: a range such as 2-4 when 95% intervals overlap; a model ranks above another only when its whole "
+    "interval is better. (det.): every seed gave the same value, its CI is a bootstrap over test items. Intervals "
+    "are clipped to the metric's range. inf: a dB ratio with a zero denominator up to rounding, not ranked (n/d). "
+    "[ref] rows are reference points and are not ranked."
+)
+
+
+def _mean_text(r: Any) -> str:
+    mean = float(r["mean"])
+    if not math.isfinite(mean):
+        return format_mean_std(mean, 0.0, 1)
+    return f"{mean:.4f}" + (" (det.)" if bool(r.get("deterministic", False)) else "")
 
 
 def format_leaderboard(board: pd.DataFrame) -> str:
@@ -81,15 +98,14 @@ def format_leaderboard(board: pd.DataFrame) -> str:
     for (task, dataset, metric), g in board.groupby(["task", "dataset", "metric"], sort=False):
         parts.append(f"== {task} | {dataset} | {metric} ({g['direction'].iloc[0]}) ==")
         rows = [
-            [r["rank"], f"{r['model']} [ref]" if r["reference"] else r["model"], f"{r['mean']:.4f}",
-             _ci_text(r["ci_low"], r["ci_high"]), r["ci_method"], str(r["n"])]
+            [r["rank"], f"{r['model']} [ref]" if r["reference"] else r["model"], _mean_text(r),
+             format_ci(r, method=False), r["ci_method"], str(r["n"])]
             for _, r in g.iterrows()
         ]
         parts.append(tabulate(rows, headers=["rank", "model", "mean", "95% CI", "CI method", "n"],
                               tablefmt="simple", disable_numparse=True))
         parts.append("")
-    parts.append("'=' marks a tie: the model's 95% interval overlaps that of its neighbour in the ranking. "
-                 "[ref] rows are reference points and are not ranked.")
+    parts.append(LEADERBOARD_NOTE)
     legend: ConfigLegend | None = board.attrs.get("config_legend")
     if legend:
         parts += ["", "Configs (model@id: the settings that differ between a model's configs):"]
@@ -98,11 +114,17 @@ def format_leaderboard(board: pd.DataFrame) -> str:
 
 
 def leaderboard_json(board: pd.DataFrame) -> str:
-    """JSON list of leaderboard rows (NaN interval bounds become ``null``)."""
+    """JSON list of leaderboard rows (NaN interval bounds and an infinite mean become ``null``;
+    ``undefined`` says the mean is infinite, ``rank_best`` / ``rank_worst`` are ``null`` when unranked)."""
     out = []
     for r in board.to_dict(orient="records"):
-        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
         row["n"] = int(row["n"])
-        row["reference"] = bool(row["reference"])
+        for key in ("reference", "deterministic", "clipped", "undefined"):
+            if key in row:
+                row[key] = bool(row[key])
+        for key in ("rank_best", "rank_worst"):
+            if row.get(key) is not None:
+                row[key] = int(row[key])
         out.append(row)
     return json.dumps(out, indent=2, sort_keys=False, allow_nan=False) + "\n"

@@ -9,6 +9,7 @@ headline metrics) comes from the records' ``task_meta``, never from the task cod
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "item_values",
     "item_statistic",
     "source",
+    "unit",
+    "lower",
+    "upper",
 )
 
 
@@ -111,7 +115,8 @@ def records_frame(records: Iterable[ResultRecord | Mapping[str, Any]]) -> pd.Dat
     ``encoder`` / ``objective`` lists are joined with ``"+"``. ``item_values`` holds the
     per-item tuple when the record has ``item_metrics`` for that metric (else ``None``),
     and ``item_statistic`` says whether the metric is their mean or median; the direction
-    comes from the record's ``task_meta``. Parsed JSON objects are validated first.
+    comes from the record's ``task_meta``, as do ``unit`` and the declared range ``lower`` /
+    ``upper`` (NaN when the metric declares none). Parsed JSON objects are validated first.
     """
     rows: list[dict[str, Any]] = []
     for i, rec in enumerate(as_records(records)):
@@ -119,6 +124,7 @@ def records_frame(records: Iterable[ResultRecord | Mapping[str, Any]]) -> pd.Dat
         info = rec.model_info
         for metric, value in rec.metrics.items():
             item_vals = rec.item_metrics.get(metric)
+            meta = rec.task_meta.metrics[metric]
             rows.append(
                 {
                     "model": rec.model,
@@ -127,7 +133,7 @@ def records_frame(records: Iterable[ResultRecord | Mapping[str, Any]]) -> pd.Dat
                     "seed": rec.seed,
                     "metric": metric,
                     "value": float(value),
-                    "higher_is_better": rec.task_meta.metrics[metric].higher_is_better,
+                    "higher_is_better": meta.higher_is_better,
                     "reference": info.reference,
                     "learning": info.learning,
                     "encoder": "+".join(info.encoder),
@@ -135,6 +141,9 @@ def records_frame(records: Iterable[ResultRecord | Mapping[str, Any]]) -> pd.Dat
                     "item_values": tuple(float(v) for v in item_vals) if item_vals is not None else None,
                     "item_statistic": item_statistic(item_vals, float(value)) if item_vals is not None else None,
                     "source": source,
+                    "unit": meta.unit,
+                    "lower": math.nan if meta.lower is None else float(meta.lower),
+                    "upper": math.nan if meta.upper is None else float(meta.upper),
                 }
             )
     frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))

@@ -6,6 +6,12 @@ their tied rank, and beside them the surveyed Table 1 rows of the same family an
 each flagged ``direct`` (same dataset) or ``reference`` (different dataset, not directly
 comparable). Output is deterministic: the same records give byte-identical files (no
 timestamps other than those stored in the records; plots carry no date metadata).
+
+The reading guide (:func:`~benchmark.reporting.tables.page_legend`) is written once per
+file. LaTeX tables are shrunk to the text width when wider (``\\resizebox``, graphicx) and
+carry the CI column the guide describes. HTML plots draw only the surveyed rows measured on
+our dataset (``direct``), labelled on the plot; the others are listed in the table below it.
+Infinite dB values (``inf``) are never plotted.
 """
 from __future__ import annotations
 
@@ -31,13 +37,15 @@ from .tables import (
     Block,
     block_legend,
     blocks_and_legend,
+    format_value,
     other_metric_rows,
     our_table_rows,
     page_legend,
+    rank_sort_key,
     surveyed_table_rows,
 )
 
-__all__ = ["FORMATS", "CSV_COLUMNS", "latex_escape", "render_report", "write_report"]
+__all__ = ["FORMATS", "CSV_COLUMNS", "latex_escape", "plot_figure", "plot_series", "render_report", "write_report"]
 
 FORMATS: tuple[str, ...] = ("md", "latex", "csv", "html")
 
@@ -67,6 +75,12 @@ CSV_COLUMNS: tuple[str, ...] = (
     "unit",
     "value_normalized",
     "comparability",
+    # added after the first release
+    "rank_best",
+    "rank_worst",
+    "deterministic",
+    "clipped",
+    "undefined",
 )
 
 TITLE = "avcl-bench results"
@@ -114,12 +128,12 @@ def _render_md(blocks: list[Block], records: Sequence[ResultRecord], with_survey
                base_level: int = 1, title: bool = True) -> str:
     """Markdown: title at ``base_level``, a family at ``base_level + 1``, a table at ``+ 2``.
 
-    ``one_legend`` writes the reading guide once at the top instead of above every table.
+    The reading guide is written once, at the top; ``one_legend`` also leaves out the short
+    per-table line saying which metric the rank is by.
     """
     h = ["#" * (base_level + k) for k in range(4)]
     out = ([f"{h[0]} {TITLE}", ""] if title else []) + [_provenance_line(records), ""]
-    if one_legend:
-        out += [page_legend(), ""]
+    out += [page_legend(), ""]
     if legend:
         out += [_md_escape(legend.text()), ""]
     family = None
@@ -166,10 +180,15 @@ def _latex_header(metric: str, higher: bool, unit: str) -> str:
     return f"{latex_escape(metric)} {arrow}" + (f" [{latex_escape(unit)}]" if unit else "")
 
 
+#: shrink a box to the text width when (and only when) it is wider (graphicx)
+_FIT_OPEN = r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"
+
+
 def _latex_tabular(header: list[str], body: list[list[str]], align: str) -> list[str]:
-    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
+    """A booktabs tabular inside :data:`_FIT_OPEN` (never wider than the text)."""
+    lines = [_FIT_OPEN, rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(row) + r" \\" for row in body]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}", "}"]
     return lines
 
 
@@ -180,9 +199,12 @@ def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_sur
         r"\usepackage[T1]{fontenc}",
         r"\usepackage[margin=1.5cm,landscape]{geometry}",
         r"\usepackage{booktabs}",
+        r"\usepackage{graphicx}",
         r"\begin{document}",
         rf"\section*{{{latex_escape(TITLE)}}}",
         latex_escape(_provenance_line(records)),
+        "",
+        latex_escape(page_legend()) + " Best non-reference value per column in bold.",
         "",
     ]
     if legend:
@@ -193,10 +215,11 @@ def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_sur
             family = block.family
             out += [rf"\subsection*{{{latex_escape(family)}}}", ""]
         out += [rf"\subsubsection*{{{latex_escape(family)} on {latex_escape(block.dataset)}}}",
-                latex_escape(block_legend(block)) + " Best non-reference value per column in bold.", ""]
-        header = [latex_escape(f"rank ({block.primary_metric})"), "model", "encoder", "objective", "learning", "n"]
+                latex_escape(block_legend(block)), ""]
+        header_plain, plain = our_table_rows(block, with_ci=True)
+        header = [latex_escape(h) for h in header_plain[:6]]
         header += [_latex_header(m, block.directions[m], block.unit(m)) for m in block.metrics]
-        _, plain = our_table_rows(block)
+        header.append(latex_escape(header_plain[-1]))
         body = []
         for row, model in zip(plain, block.models):
             cells = [latex_escape(c) for c in row[:6]]
@@ -205,13 +228,15 @@ def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_sur
                 if c is None:
                     cells.append("--")
                     continue
-                mean = f"{float(c['mean']):.3f}"
+                mean, sep, rest = format_value(c).partition(" ")
+                mean = latex_escape(mean)
                 if model in block.best(m):
                     mean = rf"\textbf{{{mean}}}"
-                cells.append(mean + (rf" $\pm$ {float(c['std']):.3f}" if int(c["n"]) >= 2 else ""))
+                cells.append(mean + (sep + latex_escape(rest) if sep else ""))
+            cells.append(latex_escape(row[-1]))
             body.append(cells)
         out += [r"\begin{center}", r"\small"]
-        out += _latex_tabular(header, body, "llllll" + "r" * len(block.metrics))
+        out += _latex_tabular(header, body, "llllll" + "r" * len(block.metrics) + "l")
         out += [r"\end{center}", ""]
         if with_surveyed:
             title = latex_escape(f"Surveyed Table 1 rows ({block.family}; {', '.join(block.metrics)})")
@@ -241,6 +266,9 @@ def _render_csv(blocks: list[Block], with_surveyed: bool) -> str:
                 "ci_low": r["ci_low"], "ci_high": r["ci_high"], "ci_method": r["ci_method"], "rank": r["rank"],
                 "higher_is_better": bool(r["higher_is_better"]), "reference": bool(r["reference"]),
                 "learning": r["learning"], "encoder": r["encoder"], "objective": r["objective"],
+                "rank_best": r["rank_best"], "rank_worst": r["rank_worst"],
+                "deterministic": bool(r["deterministic"]), "clipped": bool(r["clipped"]),
+                "undefined": bool(r["undefined"]),
             })
         if with_surveyed:
             for _, s in block.surveyed.iterrows():
@@ -319,74 +347,92 @@ _JS = """
 """
 
 
-def _plot_block(block: Block) -> str:
-    """Bar chart (one panel per metric) of our models with CI error bars, surveyed values as lines.
+def plot_series(block: Block, metric: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What one panel of a block's chart draws: ``(bars, lines)``.
 
-    Returns a base64 PNG. Built with the object-oriented Agg API (no pyplot state) and
-    saved without metadata so that the bytes depend only on the data.
+    ``bars``: our models with a finite mean (``model``, ``mean``, ``low`` / ``high`` error
+    lengths, ``reference``); a model whose value is infinite (``inf``) is left out, so it
+    cannot stretch the axis. ``lines``: the surveyed rows measured on our dataset
+    (``direct``) for this metric (``label``, ``value``); rows on other datasets are not drawn
+    (they are listed in the surveyed table under the chart).
     """
-    import matplotlib
+    bars: list[dict[str, Any]] = []
+    for model in block.models:
+        c = block.cell(model, metric)
+        if c is None or not math.isfinite(float(c["mean"])):
+            continue
+        mean = float(c["mean"])
+        lo, hi = float(c["ci_low"]), float(c["ci_high"])
+        bars.append({"model": model, "mean": mean, "low": 0.0 if math.isnan(lo) else max(0.0, mean - lo),
+                     "high": 0.0 if math.isnan(hi) else max(0.0, hi - mean), "reference": bool(c["reference"])})
+    lines: list[dict[str, Any]] = []
+    for _, srow in block.surveyed.iterrows():
+        v = srow["value_normalized"]
+        if pd.isna(v) or srow["comparability"] != COMPARABILITY_DIRECT:
+            continue
+        if metric not in str(srow["our_metrics"]).split(", "):
+            continue
+        lines.append({"label": f"{srow['paper']} ({srow['metric']})", "value": float(v)})
+    return bars, lines
+
+
+def plot_figure(block: Block) -> Any:
+    """The matplotlib ``Figure`` of a block: one bar panel per metric with CI error bars.
+
+    Bars are labelled by model on the x axis (no colour legend); surveyed ``direct`` rows
+    are dashed horizontal lines labelled where they are drawn. Built with the
+    object-oriented Agg API (no pyplot state).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     n = len(block.metrics)
     fig = Figure(figsize=(max(3.6 * n, 5.0), 3.8), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
-    palette = matplotlib.colormaps["tab20"].colors
-    legend: dict[str, Line2D] = {}
     for ax, metric in zip(axes, block.metrics):
-        means, lows, highs, names, refs = [], [], [], [], []
-        for model in block.models:
-            c = block.cell(model, metric)
-            if c is None:
-                continue
-            mean = float(c["mean"])
-            lo, hi = float(c["ci_low"]), float(c["ci_high"])
-            means.append(mean)
-            lows.append(0.0 if math.isnan(lo) else mean - lo)
-            highs.append(0.0 if math.isnan(hi) else hi - mean)
-            names.append(model)
-            refs.append(bool(c["reference"]))
-        xs = list(range(len(names)))
-        bars = ax.bar(xs, means, color=["#cccccc" if r else "#1f77b4" for r in refs],
-                      edgecolor="#333333", linewidth=0.6)
-        for bar, r in zip(bars, refs):
-            if r:
+        bars, lines = plot_series(block, metric)
+        xs = list(range(len(bars)))
+        drawn = ax.bar(xs, [b["mean"] for b in bars], color=["#cccccc" if b["reference"] else "#1f77b4" for b in bars],
+                       edgecolor="#333333", linewidth=0.6)
+        for bar, b in zip(drawn, bars):
+            if b["reference"]:
                 bar.set_hatch("//")
-        ax.errorbar(xs, means, yerr=[lows, highs], fmt="none", ecolor="#000000", capsize=3, linewidth=1)
+        ax.errorbar(xs, [b["mean"] for b in bars], yerr=[[b["low"] for b in bars], [b["high"] for b in bars]],
+                    fmt="none", ecolor="#000000", capsize=3, linewidth=1)
         ax.set_xticks(xs)
-        ax.set_xticklabels(names, rotation=40, ha="right", fontsize=7)
+        ax.set_xticklabels([b["model"] for b in bars], rotation=40, ha="right", fontsize=7)
+        for line in lines:
+            ax.axhline(line["value"], color="#b22222", linestyle="--", linewidth=1)
+            ax.annotate(line["label"], xy=(1.0, line["value"]), xycoords=("axes fraction", "data"),
+                        xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=6,
+                        color="#b22222", annotation_clip=False)
+        left_out = [m for m in block.models if (c := block.cell(m, metric)) is not None
+                    and not math.isfinite(float(c["mean"]))]
+        if left_out:
+            ax.text(0.01, 0.99, "not plotted (inf): " + ", ".join(left_out), transform=ax.transAxes,
+                    ha="left", va="top", fontsize=6, color="#555555")
         unit = block.unit(metric)
         direction = "higher is better" if block.directions[metric] else "lower is better"
         ax.set_title(f"{metric} ({direction})", fontsize=9)
         ax.set_ylabel(f"{metric} [{unit}]" if unit else metric, fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-        # Surveyed rows keep one colour (by their row in the block) across all panels.
-        for k, (_, s) in enumerate(block.surveyed.iterrows()):
-            v = s["value_normalized"]
-            if pd.isna(v) or metric not in str(s["our_metrics"]).split(", "):
-                continue
-            direct = s["comparability"] == COMPARABILITY_DIRECT
-            color = palette[k % len(palette)]
-            style = "-" if direct else "--"
-            ax.axhline(float(v), color=color, linestyle=style, linewidth=1)
-            label = f"{s['paper']}: {s['metric']} on {s['dataset']}" + ("" if direct else " (not comparable)")
-            legend.setdefault(label, Line2D([0], [0], color=color, linestyle=style, label=label))
-    if legend:
-        fig.legend(handles=list(legend.values()), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95),
-                   title="surveyed Table 1 (solid: same dataset, dashed: different)", title_fontsize=7,
-                   frameon=False)
-    fig.suptitle(f"{block.family} on {block.dataset}: mean with 95% CI (hatched: reference rows)", fontsize=10)
+    fig.suptitle(f"{block.family} on {block.dataset}: mean with 95% CI (hatched: reference rows; "
+                 "dashed: surveyed, same dataset)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def _plot_block(block: Block) -> str:
+    """:func:`plot_figure` as a base64 PNG, saved without metadata (the bytes depend only on the data)."""
+    fig = plot_figure(block)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _num(value: float) -> str:
-    return "" if math.isnan(value) else repr(float(value))
+    return "" if not math.isfinite(value) else repr(float(value))
 
 
 def _html_our_table(block: Block) -> list[str]:
@@ -398,8 +444,9 @@ def _html_our_table(block: Block) -> list[str]:
         info = block.model_info(model)
         cls = ' class="ref"' if bool(info["reference"]) else ""
         primary = block.cell(model, block.primary_metric)
-        rank_sort = "" if primary is None else str(primary["rank"]).rstrip("=")
-        rank_sort = rank_sort if rank_sort.isdigit() else "1e9"
+        rank_sort = "1e9"
+        if primary is not None and math.isfinite(best_rank := rank_sort_key(primary)[0]):
+            rank_sort = repr(best_rank + rank_sort_key(primary)[1] / 1000.0)
         cells = [f'<td class="num" data-sort="{rank_sort}">{html.escape(row[0])}</td>']
         cells += [f"<td>{html.escape(c)}</td>" for c in row[1:5]]
         cells.append(f'<td class="num">{html.escape(row[5])}</td>')
@@ -411,6 +458,8 @@ def _html_our_table(block: Block) -> list[str]:
             best = " best" if model in block.best(m) else ""
             lo, hi = float(c["ci_low"]), float(c["ci_high"])
             ci = "no interval" if math.isnan(lo) else f"95% CI [{lo:.4f}, {hi:.4f}] ({c['ci_method']})"
+            if bool(c["clipped"]):
+                ci += ", clipped to the metric's range"
             cells.append(f'<td class="num{best}" data-sort="{_num(float(c["mean"]))}" title="{html.escape(ci)}">'
                          f"{html.escape(row[6 + j])}</td>")
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
@@ -462,6 +511,7 @@ def _render_html(blocks: list[Block], records: Sequence[ResultRecord], with_surv
         f"<p>{html.escape(_provenance_line(records))} Click a table header to sort; hover a value for its "
         "95% confidence interval.</p>",
     ]
+    out.append(f'<p class="legend">{html.escape(page_legend())} Bold: best non-reference value.</p>')
     if legend:
         out.append(f'<p class="legend">{html.escape(legend.text())}</p>')
     family = None
@@ -471,10 +521,13 @@ def _render_html(blocks: list[Block], records: Sequence[ResultRecord], with_surv
             out.append(f"<h2>{html.escape(family)}</h2>")
         out.append(f'<section id="block-{i}">')
         out.append(f"<h3>{html.escape(block.family)} on {html.escape(block.dataset)}</h3>")
-        out.append(f'<p class="legend">{html.escape(block_legend(block))} Bold: best non-reference value.</p>')
+        out.append(f'<p class="legend">{html.escape(block_legend(block))}</p>')
         png = _plot_block(block)
         alt = f"bar chart of {block.family} on {block.dataset}"
-        out.append(f'<figure><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}"></figure>')
+        others = int((block.surveyed["comparability"] != COMPARABILITY_DIRECT).sum()) if not block.surveyed.empty else 0
+        caption = (f"<figcaption>{others} surveyed row(s) on other datasets are not drawn (not comparable); "
+                   "they are listed in the surveyed table below.</figcaption>") if others and with_surveyed else ""
+        out.append(f'<figure><img src="data:image/png;base64,{png}" alt="{html.escape(alt)}">{caption}</figure>')
         out += _html_our_table(block)
         if block.other_metrics:
             oh, ob = other_metric_rows(block)
@@ -499,7 +552,7 @@ def render_report(
     other_metrics: bool = True,
     latest: bool = False,
     one_legend: bool = False,
-    sort_by_rank: bool = False,
+    sort_by_rank: bool = True,
     base_level: int = 1,
     title: bool = True,
 ) -> str:
@@ -509,7 +562,8 @@ def render_report(
     (compact README sections); the other formats always carry every metric. A model with
     records under several configs gets one row per config (``model@id``) and a legend;
     ``latest`` keeps only each model's newest config. Markdown only: ``one_legend`` writes
-    the reading guide once per page, ``sort_by_rank`` orders rows by rank, ``base_level``
+    the reading guide once per page. Rows are ordered by rank (``sort_by_rank=False``: by
+    encoder, objective and name). ``base_level``
     is the level of the title (``title=False`` leaves it out).
 
     ``surveyed`` is the long-form Table 1 (a DataFrame from

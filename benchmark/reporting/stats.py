@@ -8,8 +8,15 @@ Two sources of uncertainty are supported, chosen by what a result offers:
   test-set sampling is captured, not the training randomness);
 * otherwise no interval is given (``ci_method == "none"``, bounds are NaN).
 
-Ranks mark ties where confidence intervals overlap, so that a leaderboard does not
-pretend that a difference inside the noise is a win (see :func:`rank_with_ties`).
+A result whose seeds all give the same value is *deterministic* (``Summary.deterministic``):
+a t-interval over its seeds would have zero width and claim a certainty the test set does
+not give, so its interval is the bootstrap over test items when per-item values exist, and
+none otherwise. When the metric declares a range (``bounds``, e.g. ``[0, 1]`` for a
+fraction), the interval is clipped to it (``Summary.clipped`` says when that changed it).
+
+Ranks are ranges (``"1"``, ``"2-4"``) that never order two models whose intervals overlap
+(see :func:`rank_ranges`), so a leaderboard does not pretend that a difference inside the
+noise is a win.
 """
 from __future__ import annotations
 
@@ -27,7 +34,10 @@ __all__ = [
     "CI_NONE",
     "CI_T",
     "Summary",
+    "clip_interval",
+    "format_rank",
     "intervals_overlap",
+    "rank_ranges",
     "rank_with_ties",
     "summarize",
 ]
@@ -48,7 +58,9 @@ class Summary:
     """Location, spread and confidence interval of one metric of one model.
 
     ``std`` is the sample standard deviation over seeds (``ddof=1``; 0 for one seed).
-    ``ci_low`` / ``ci_high`` are NaN when ``ci_method == "none"``.
+    ``ci_low`` / ``ci_high`` are NaN when ``ci_method == "none"``. ``deterministic``: two or
+    more seeds, all with the same value (the interval then comes from the test items, if
+    any). ``clipped``: the interval was cut to the metric's declared range.
     """
 
     mean: float
@@ -57,6 +69,8 @@ class Summary:
     ci_low: float
     ci_high: float
     ci_method: str
+    deterministic: bool = False
+    clipped: bool = False
 
     @property
     def has_interval(self) -> bool:
@@ -86,6 +100,7 @@ def summarize(
     n_boot: int = 1000,
     seed: int = 0,
     item_statistic: str = "mean",
+    bounds: tuple[float | None, float | None] | None = None,
     source: str = "input",
 ) -> Summary:
     """Summarise one metric of one model over seeds (and, for one seed, over test items).
@@ -95,8 +110,8 @@ def summarize(
     seed_values:
         The metric value of each seed (at least one, all finite).
     item_values:
-        Per-test-item values of the metric for a single-seed result; used only when there
-        is exactly one seed. The bootstrap resamples items with replacement and applies
+        Per-test-item values of the metric (of one seed); used when there is exactly one
+        seed, or when every seed gives the same value (deterministic). The bootstrap resamples items with replacement and applies
         ``item_statistic`` (``"mean"`` or ``"median"``), so the items must be the
         per-query contributions whose mean (or median) is the metric.
     confidence:
@@ -105,6 +120,9 @@ def summarize(
         Number of bootstrap resamples.
     seed:
         Seed of the bootstrap generator; the same inputs always give the same interval.
+    bounds:
+        ``(lower, upper)`` range of the metric (either may be ``None``); the interval is
+        clipped to it (see :func:`clip_interval`).
     """
     if not (0.0 < confidence < 1.0):
         raise InputError(source, "confidence", f"must be in (0, 1), got {confidence!r}")
@@ -115,17 +133,37 @@ def summarize(
     values = _finite_vector(seed_values, source, "seed values", min_len=1)
     n = int(values.size)
     mean = float(values.mean())
-    if n >= 2:
-        # identical values give exactly 0 (np.std can leave rounding noise such as 1e-17)
-        std = 0.0 if np.ptp(values) == 0 else float(values.std(ddof=1))
+    # identical values give exactly 0 (np.std can leave rounding noise such as 1e-17)
+    deterministic = n >= 2 and bool(np.ptp(values) == 0)
+    if n >= 2 and not deterministic:
+        std = float(values.std(ddof=1))
         half = float(_scipy_stats.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * std / math.sqrt(n)
-        return Summary(mean, std, n, mean - half, mean + half, CI_T)
+        return _clipped(Summary(mean, std, n, mean - half, mean + half, CI_T), bounds)
     if item_values is not None:
         items = _finite_vector(item_values, source, "item values", min_len=1)
         if items.size >= 2:
             low, high = _bootstrap_interval(items, _STATISTICS[item_statistic], confidence, int(n_boot), seed)
-            return Summary(mean, 0.0, 1, low, high, CI_BOOTSTRAP)
-    return Summary(mean, 0.0, 1, math.nan, math.nan, CI_NONE)
+            return _clipped(Summary(mean, 0.0, n, low, high, CI_BOOTSTRAP, deterministic), bounds)
+    return Summary(mean, 0.0, n, math.nan, math.nan, CI_NONE, deterministic)
+
+
+def clip_interval(low: float, high: float, bounds: tuple[float | None, float | None] | None) -> tuple[float, float]:
+    """``[low, high]`` cut to ``bounds`` (``(lower, upper)``, either may be ``None``: unbounded)."""
+    if bounds is None:
+        return low, high
+    lower, upper = bounds
+    if lower is not None:
+        low, high = max(low, lower), max(high, lower)
+    if upper is not None:
+        low, high = min(low, upper), min(high, upper)
+    return low, high
+
+
+def _clipped(s: Summary, bounds: tuple[float | None, float | None] | None) -> Summary:
+    low, high = clip_interval(s.ci_low, s.ci_high, bounds)
+    if (low, high) == (s.ci_low, s.ci_high):
+        return s
+    return Summary(s.mean, s.std, s.n, low, high, s.ci_method, s.deterministic, True)
 
 
 def _bootstrap_interval(
@@ -165,38 +203,45 @@ def intervals_overlap(a: Summary, b: Summary) -> bool:
     return a_low <= b_high and b_low <= a_high
 
 
-def rank_with_ties(summaries: Sequence[Summary], higher_is_better: bool) -> list[str]:
-    """Competition ranks (``"1"``, ``"2="``, ...) with ties where intervals overlap.
+def _entirely_better(a: Summary, b: Summary, higher_is_better: bool) -> bool:
+    """Whether the whole interval of ``a`` lies on the better side of the whole interval of ``b``."""
+    a_low, a_high = _bounds(a)
+    b_low, b_high = _bounds(b)
+    return a_low > b_high if higher_is_better else a_high < b_low
 
-    Rule (documented so that tables can be read exactly):
 
-    1. Order the summaries by mean, best first (``higher_is_better`` decides the
-       direction); equal means keep their input order.
-    2. Walk down that order; a summary joins the current tie group when its interval
-       overlaps the interval of the group's FIRST (best) member, else it starts a new group.
-       Groups do not chain: with A overlapping B, B overlapping C but not A, C starts a new
-       group (a chained rule ties a whole zoo whose neighbours overlap pairwise).
-    3. Every member of a group gets the 1-based position of the group's first member
-       (standard competition ranking: ``1=, 1=, 3``); members of groups with more than one
-       member get a trailing ``"="``.
+def rank_ranges(summaries: Sequence[Summary], higher_is_better: bool) -> list[tuple[int, int]]:
+    """``(best, worst)`` rank of each summary; two models are ordered only when their intervals are disjoint.
 
-    Returns the rank strings aligned with the input order.
+    Rule (documented so that tables can be read exactly); "A beats B" means A's whole
+    interval lies on the better side of B's (a summary without an interval is the point
+    ``mean``):
+
+    * ``best = 1 + (number of models that beat it)``;
+    * ``worst = min(best of each model it beats) - 1``, or the number of models when it
+      beats none.
+
+    Guarantees (tested by enumeration on random intervals): when two intervals overlap
+    their rank ranges share at least one rank; when A beats B, A's whole range lies above
+    B's (``worst(A) < best(B)``). Plain "number of models not beaten by it" as the worst
+    rank would break the second guarantee whenever a wide interval overlaps both A and B.
     """
-    if not summaries:
-        return []
-    sign = -1.0 if higher_is_better else 1.0
-    order = sorted(range(len(summaries)), key=lambda i: (sign * summaries[i].mean, i))
-    groups: list[list[int]] = [[order[0]]]
-    for cur in order[1:]:
-        if intervals_overlap(summaries[groups[-1][0]], summaries[cur]):
-            groups[-1].append(cur)
-        else:
-            groups.append([cur])
-    ranks = [""] * len(summaries)
-    position = 1
-    for group in groups:
-        label = f"{position}=" if len(group) > 1 else str(position)
-        for i in group:
-            ranks[i] = label
-        position += len(group)
-    return ranks
+    n = len(summaries)
+    beaten_by = [[j for j in range(n) if j != i and _entirely_better(summaries[j], summaries[i], higher_is_better)]
+                 for i in range(n)]
+    best = [1 + len(b) for b in beaten_by]
+    worst = [n] * n
+    for i in range(n):
+        for j in beaten_by[i]:  # j beats i
+            worst[j] = min(worst[j], best[i] - 1)
+    return list(zip(best, worst))
+
+
+def format_rank(best: int, worst: int) -> str:
+    """``"1"`` when the rank is certain, else ``"2-4"``."""
+    return str(best) if best == worst else f"{best}-{worst}"
+
+
+def rank_with_ties(summaries: Sequence[Summary], higher_is_better: bool) -> list[str]:
+    """Rank labels (``"1"``, ``"2-4"``) of :func:`rank_ranges`, aligned with the input order."""
+    return [format_rank(b, w) for b, w in rank_ranges(summaries, higher_is_better)]

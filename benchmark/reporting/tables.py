@@ -10,10 +10,24 @@ Which metrics a family shows (its headline), their units and directions come fro
 task metadata stored in the records (``task_meta``). Our values are reported on the
 suite's scale (fractions in [0, 1], dB for separation, ranks). Surveyed rows keep the value
 as printed in the survey and add ``value_normalized`` (the same number on our scale).
+
+Numbers that are not what they seem are marked, by documented rules:
+
+* a deterministic result (every seed the same value) is marked ``det.``; its interval is
+  the bootstrap over test items (:func:`~benchmark.reporting.stats.summarize`);
+* intervals are clipped to the metric's range (:func:`metric_bounds`: the range the task
+  metadata declares, else ``[0, 1]`` for a ``fraction``);
+* a dB value beyond :data:`DB_UNDEFINED_LIMIT` is an infinite ratio that rounding made
+  finite (the SAR of the unprocessed mixture, whose artifact energy is zero): it is shown
+  as ``inf`` (``undefined``), not ranked, not plotted (:func:`infinite_db_sign`);
+* ranks are ranges that never order two models whose intervals overlap
+  (:func:`~benchmark.reporting.stats.rank_ranges`).
 """
 from __future__ import annotations
 
 import math
+import shutil
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +40,15 @@ from ..schema import TASK_FAMILIES, ResultRecord, TaskMetadata
 from ..surveyed import comparability
 from .configs import ConfigLegend, resolve_configs
 from .records import as_records, metric_matches_key, records_frame, task_metadata
-from .stats import Summary, rank_with_ties, summarize
+from .stats import Summary, format_rank, rank_ranges, summarize
 
 __all__ = [
     "AGGREGATE_COLUMNS",
     "COMPARABILITY_DIRECT",
     "COMPARABILITY_REFERENCE",
+    "DB_UNDEFINED_LIMIT",
     "FAMILY_ORDER",
+    "LEGEND",
     "NOT_COMPARABLE_NOTE",
     "Block",
     "aggregate",
@@ -42,13 +58,18 @@ __all__ = [
     "build_blocks",
     "console_table",
     "family_sort_key",
+    "format_ci",
     "format_mean_std",
+    "format_value",
+    "infinite_db_sign",
+    "metric_bounds",
     "metric_header",
     "unit_label",
     "other_metric_rows",
     "our_table_rows",
     "page_legend",
     "rank_position",
+    "rank_sort_key",
     "surveyed_for",
     "surveyed_table_rows",
 ]
@@ -73,7 +94,19 @@ AGGREGATE_COLUMNS: tuple[str, ...] = (
     "learning",
     "encoder",
     "objective",
+    # added after the first release (existing columns keep their names and meaning)
+    "rank_best",
+    "rank_worst",
+    "deterministic",
+    "clipped",
+    "undefined",
+    "unit",
 )
+
+#: |value| in dB beyond which a dB metric is taken as +-inf: float64 resolves energy ratios to
+#: about 1e-16 (160 dB), so a larger ratio only arises from a zero denominator plus rounding
+DB_UNDEFINED_LIMIT = 200.0
+NOT_RANKED = "n/d"
 
 COMPARABILITY_DIRECT = "direct"
 COMPARABILITY_REFERENCE = "reference (different dataset - not directly comparable)"
@@ -106,11 +139,77 @@ def metric_header(metric: str, higher_is_better: bool | None, unit: str = "") ->
     return f"{metric}{arrow}" + (f" [{label}]" if label else "")
 
 
-def format_mean_std(mean: float, std: float, n: int, *, pm: str = "±") -> str:
-    """``"0.612 ± 0.013"`` (std only when there are at least two seeds)."""
+def format_mean_std(mean: float, std: float, n: int, *, pm: str = "±", deterministic: bool = False) -> str:
+    """``"0.612 ± 0.013"`` (std only when there are at least two seeds).
+
+    A deterministic result (every seed the same) reads ``"31.292 (det.)"``; an infinite
+    mean (:data:`DB_UNDEFINED_LIMIT`) reads ``"inf"`` / ``"-inf"``, an undefined one ``"n/d"``.
+    """
+    if math.isnan(mean):
+        return "n/d"
+    if math.isinf(mean):
+        return "inf" if mean > 0 else "-inf"
+    if deterministic:
+        return f"{mean:.3f} (det.)"
     if n >= 2:
         return f"{mean:.3f} {pm} {std:.3f}"
     return f"{mean:.3f}"
+
+
+def format_value(cell: Mapping[str, Any], *, pm: str = "±") -> str:
+    """:func:`format_mean_std` of one :func:`aggregate` row."""
+    return format_mean_std(float(cell["mean"]), float(cell["std"]), int(cell["n"]), pm=pm,
+                           deterministic=bool(cell.get("deterministic", False)))
+
+
+_CI_SHORT = {"t-interval over seeds": "t", "bootstrap over test items": "boot"}
+
+
+def format_ci(cell: Mapping[str, Any] | None, *, digits: int = 3, method: bool = True) -> str:
+    """``"[0.512, 0.640] (t)"``, ``"(boot, clipped)"`` when cut to the metric's range, ``"-"`` without one."""
+    if cell is None:
+        return "-"
+    if bool(cell.get("undefined", False)):
+        return "n/d"
+    lo, hi = float(cell["ci_low"]), float(cell["ci_high"])
+    if math.isnan(lo) or math.isnan(hi):
+        return "-"
+    text = f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+    if not method:
+        return text + (" (clipped)" if bool(cell.get("clipped", False)) else "")
+    tags = [_CI_SHORT.get(str(cell["ci_method"]), str(cell["ci_method"]))]
+    if bool(cell.get("clipped", False)):
+        tags.append("clipped")
+    return f"{text} ({', '.join(tags)})"
+
+
+def metric_bounds(unit: str, lower: float | None = None, upper: float | None = None) -> tuple[float | None, float | None]:
+    """The range intervals are clipped to: the declared ``lower`` / ``upper`` (``None`` / NaN:
+    not declared), a ``fraction`` defaulting to ``[0, 1]``, a ``rank`` or ``count`` to ``>= 0``."""
+    lo = None if lower is None or math.isnan(lower) else float(lower)
+    hi = None if upper is None or math.isnan(upper) else float(upper)
+    if unit == "fraction":
+        lo = 0.0 if lo is None else lo
+        hi = 1.0 if hi is None else hi
+    elif unit in ("rank", "count") and lo is None:
+        lo = 0.0
+    return lo, hi
+
+
+def infinite_db_sign(values: Iterable[float], unit: str) -> float:
+    """``+1`` / ``-1`` when a dB metric's values include one beyond :data:`DB_UNDEFINED_LIMIT`
+    (the mean is then +inf / -inf), NaN when they include both signs, ``0`` otherwise.
+
+    Rule: BSS-eval ratios with a zero denominator are +inf (mir_eval), but a record stores
+    finite floats, and rounding turns such a zero into a tiny number (the mixture's SAR
+    comes out near 240 dB). No measured ratio reaches 200 dB (float64 resolves about 160 dB).
+    """
+    if unit != "dB":
+        return 0.0
+    signs = {1.0 if v > 0 else -1.0 for v in values if abs(v) > DB_UNDEFINED_LIMIT}
+    if not signs:
+        return 0.0
+    return signs.pop() if len(signs) == 1 else math.nan
 
 
 # ----------------------------------------------------------------------------- aggregation
@@ -148,16 +247,27 @@ def aggregate(
     rows: list[dict[str, Any]] = []
     for (task, dataset, model, metric), g in frame.groupby(["task", "dataset", "model", "metric"], sort=True):
         g = g.sort_values("seed", kind="mergesort")
-        items = None
-        statistic = "mean"
-        if len(g) == 1 and "item_values" in g and g["item_values"].iloc[0] is not None:
-            items = g["item_values"].iloc[0]
-            statistic = g["item_statistic"].iloc[0] or "mean"
+        first = g.iloc[0]
+        unit = str(first.get("unit", "") or "")
+        bounds = metric_bounds(unit, _optional_float(first.get("lower")), _optional_float(first.get("upper")))
+        # per-item values of the first seed that has them: used for one seed, or when every
+        # seed gives the same value (deterministic), see summarize
+        items, statistic, all_items = None, "mean", []
+        if "item_values" in g:
+            with_items = [(v, st) for v, st in zip(g["item_values"], g.get("item_statistic", [None] * len(g)))
+                          if v is not None]
+            if with_items:
+                items, statistic = with_items[0][0], with_items[0][1] or "mean"
+                all_items = [x for v, _ in with_items for x in v]
         s = summarize(
             g["value"].tolist(), items, confidence=confidence, n_boot=n_boot, seed=seed,
-            item_statistic=statistic, source=f"{model}/{task}/{dataset}/{metric}",
+            item_statistic=statistic, bounds=bounds, source=f"{model}/{task}/{dataset}/{metric}",
         )
-        first = g.iloc[0]
+        sign = infinite_db_sign([*g["value"].tolist(), *all_items], unit)
+        undefined = sign != 0.0
+        if undefined:
+            s = Summary(sign * math.inf if not math.isnan(sign) else math.nan, math.nan, s.n,
+                        math.nan, math.nan, "none")
         rows.append(
             {
                 "model": model,
@@ -176,19 +286,36 @@ def aggregate(
                 "learning": first.get("learning", ""),
                 "encoder": first.get("encoder", ""),
                 "objective": first.get("objective", ""),
+                "rank_best": math.nan,
+                "rank_worst": math.nan,
+                "deterministic": s.deterministic,
+                "clipped": s.clipped,
+                "undefined": undefined,
+                "unit": unit,
             }
         )
     agg = pd.DataFrame(rows, columns=list(AGGREGATE_COLUMNS))
     for _, idx in agg.groupby(["task", "dataset", "metric"], sort=True).groups.items():
         part = agg.loc[idx]
-        ranked = part[~part["reference"]]
+        agg.loc[part.index[~part["reference"] & part["undefined"]], "rank"] = NOT_RANKED
+        ranked = part[~part["reference"] & ~part["undefined"]]
         if ranked.empty:
             continue
         summaries = [_summary_of(r) for _, r in ranked.iterrows()]
-        agg.loc[ranked.index, "rank"] = rank_with_ties(summaries, bool(ranked["higher_is_better"].iloc[0]))
+        ranges = rank_ranges(summaries, bool(ranked["higher_is_better"].iloc[0]))
+        agg.loc[ranked.index, "rank"] = [format_rank(b, w) for b, w in ranges]
+        agg.loc[ranked.index, "rank_best"] = [float(b) for b, _ in ranges]
+        agg.loc[ranked.index, "rank_worst"] = [float(w) for _, w in ranges]
     agg["_fam"] = agg["task"].map(family_sort_key)
     agg = agg.sort_values(["_fam", "dataset", "metric", "model"], kind="mergesort").drop(columns="_fam")
     return agg.reset_index(drop=True)
+
+
+def _optional_float(value: object) -> float | None:
+    if value is None:
+        return None
+    f = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(f) else f
 
 
 def _summary_of(row: Mapping[str, Any]) -> Summary:
@@ -199,9 +326,20 @@ def _summary_of(row: Mapping[str, Any]) -> Summary:
 
 
 def rank_position(rank: str) -> float:
-    """Numeric position of a rank string (``"2="`` -> 2); reference rows sort last."""
-    text = str(rank).rstrip("=")
+    """Numeric position of a rank string: its best rank (``"2-4"`` -> 2, ``"2="`` -> 2);
+    reference and unranked rows sort last."""
+    text = str(rank).rstrip("=").split("-")[0]
     return float(text) if text.isdigit() else math.inf
+
+
+def rank_sort_key(row: Mapping[str, Any]) -> tuple[float, float, float]:
+    """Sort key of an :func:`aggregate` row: best rank, worst rank, then the mean (best first)."""
+    best = rank_position(str(row["rank"]))
+    worst = float(row.get("rank_worst", math.nan))
+    worst = best if math.isnan(worst) else worst
+    mean = float(row["mean"])
+    signed = -mean if bool(row["higher_is_better"]) else mean
+    return best, worst, (math.inf if math.isnan(signed) else signed)
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -278,6 +416,8 @@ class Block:
     def best(self, metric: str) -> set[str]:
         """Non-reference models with the best mean of ``metric`` (several when equal)."""
         part = self.rows[(self.rows["metric"] == metric) & (~self.rows["reference"])]
+        if "undefined" in part:
+            part = part[~part["undefined"].astype(bool)]
         if part.empty:
             return set()
         target = part["mean"].max() if self.directions[metric] else part["mean"].min()
@@ -308,15 +448,15 @@ def build_blocks(
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
     metadata: Mapping[str, TaskMetadata] | None = None,
-    sort_by_rank: bool = False,
+    sort_by_rank: bool = True,
 ) -> list[Block]:
     """Split an :func:`aggregate` table into one :class:`Block` per (family, dataset).
 
     ``metadata`` (task name -> :class:`~benchmark.schema.TaskMetadata`, from the records)
     gives the headline metrics shown and their units; without it every metric is shown.
     Models are ordered by encoder, then objective, then name (so models differing only
-    by objective sit next to each other), or by the rank of the main metric with
-    ``sort_by_rank``; reference models come last.
+    by objective sit next to each other) with ``sort_by_rank=False``, else (default) by the
+    rank of the main metric (:func:`rank_sort_key`); reference models come last.
     """
     metadata = metadata or {}
     present_tasks = sorted(set(agg["task"]), key=family_sort_key)
@@ -337,8 +477,10 @@ def build_blocks(
             directions = {m: bool(rows.loc[rows["metric"] == m, "higher_is_better"].iloc[0]) for m in metrics}
             desc = rows.drop_duplicates("model")[["model", "encoder", "objective", "reference"]]
             if sort_by_rank:
-                ranks = rows[rows["metric"] == metrics[0]].set_index("model")["rank"].map(rank_position)
-                desc = desc.assign(_pos=desc["model"].map(ranks).fillna(math.inf))
+                main = rows[rows["metric"] == metrics[0]]
+                keys = {str(r["model"]): rank_sort_key(r) for _, r in main.iterrows()}
+                missing = (math.inf, math.inf, math.inf)
+                desc = desc.assign(_pos=[keys.get(m, missing) for m in desc["model"]])
                 desc = desc.sort_values(["reference", "_pos", "model"], kind="mergesort")
             else:
                 desc = desc.sort_values(["reference", "encoder", "objective", "model"], kind="mergesort")
@@ -365,7 +507,7 @@ def blocks_and_legend(
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
     latest: bool = False,
-    sort_by_rank: bool = False,
+    sort_by_rank: bool = True,
 ) -> tuple[list[Block], ConfigLegend]:
     """Records -> config labels (:func:`~benchmark.reporting.configs.resolve_configs`) ->
     :func:`records_frame` -> :func:`aggregate` -> :func:`build_blocks`; also the config legend."""
@@ -390,28 +532,31 @@ def blocks_from_records(
     return blocks_and_legend(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task, latest=latest)[0]
 
 
+#: the reading guide of every table, printed once per page / run (:func:`page_legend`)
+LEGEND = (
+    "Our models: mean ± std over n seeds; ↑ higher is better, ↓ lower is better; [0-1] columns are fractions "
+    "(the survey's percent values are converted in 'our scale'), [dB] columns are decibels. "
+    "95% CI: Student-t over seeds (t), or a bootstrap over test items (boot) for one seed or a deterministic "
+    "result; intervals are clipped to the metric's range ([0, 1] for fractions; 'clipped' marks a cut one). "
+    "det.: every seed gave the same value (its CI, if any, is over test items). "
+    "Rank (by each table's first metric; rows sorted by it): a range such as 2-4 when 95% intervals overlap; "
+    "a model ranks above another only when its whole interval is better. "
+    "[ref] rows are reference points (oracle bound, unprocessed mixture, chance), not ranked. "
+    f"inf: a dB ratio beyond ±{DB_UNDEFINED_LIMIT:.0f} dB, i.e. a zero denominator up to rounding (the SAR of "
+    "the unprocessed mixture); not ranked, not plotted."
+)
+
+
 def block_legend(block: Block) -> str:
-    """One paragraph explaining how to read a block's numbers."""
-    return (
-        f"Our models: mean ± std over n seeds; [0-1] columns are fractions (the survey's percent "
-        f"values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
-        f"↓ lower is better. Rank is by {block.primary_metric}; '=' marks ties (the 95% interval overlaps that "
-        f"of the best model of its tie group). Rows marked [ref] are reference points (oracle bound, "
-        f"unprocessed mixture, chance), not ranked. 95% CI: Student-t over seeds (t) with >= 2 seeds, "
-        f"else a bootstrap over test items (boot) where the task stores per-item values."
-    )
+    """The short per-table line: which metric the rank column refers to (the rest is :func:`page_legend`)."""
+    return f"Rank is by {block.primary_metric}."
 
 
-def page_legend() -> str:
-    """The reading guide of a page of tables (:func:`block_legend` without the per-table rank metric)."""
-    return (
-        "Our models: mean ± std over n seeds; [0-1] columns are fractions (the survey's percent "
-        "values are converted in 'our scale'), [dB] columns are decibels; ↑ higher is better, "
-        "↓ lower is better. Rows are sorted by rank, which is by each table's first metric; '=' marks ties "
-        "(the 95% interval overlaps that of the best model of its tie group). Rows marked [ref] are reference "
-        "points (oracle bound, unprocessed mixture, chance), not ranked. 95% CI: Student-t over seeds (t) with "
-        ">= 2 seeds, else a bootstrap over test items (boot) where the task stores per-item values."
-    )
+def page_legend(width: int | None = None) -> str:
+    """The reading guide of a page of tables (:data:`LEGEND`); wrapped to ``width`` columns when given."""
+    if width is None:
+        return LEGEND
+    return textwrap.fill(LEGEND, width=max(40, int(width)), break_on_hyphens=False)
 
 
 def our_table_rows(block: Block, *, pm: str = "±", with_ci: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -435,21 +580,11 @@ def our_table_rows(block: Block, *, pm: str = "±", with_ci: bool = False) -> tu
                "/".join(str(n) for n in sorted(ns))]
         for m in block.metrics:
             c = block.cell(model, m)
-            row.append("-" if c is None else format_mean_std(float(c["mean"]), float(c["std"]), int(c["n"]), pm=pm))
+            row.append("-" if c is None else format_value(c, pm=pm))
         if with_ci:
-            row.append(_ci_text(primary))
+            row.append(format_ci(primary))
         body.append(row)
     return header, body
-
-
-_CI_SHORT = {"t-interval over seeds": "t", "bootstrap over test items": "boot"}
-
-
-def _ci_text(cell: Mapping[str, Any] | None) -> str:
-    if cell is None or math.isnan(float(cell["ci_low"])):
-        return "-"
-    method = _CI_SHORT.get(str(cell["ci_method"]), str(cell["ci_method"]))
-    return f"[{float(cell['ci_low']):.3f}, {float(cell['ci_high']):.3f}] ({method})"
 
 
 def other_metric_rows(block: Block) -> tuple[list[str], list[list[str]]]:
@@ -460,13 +595,12 @@ def other_metric_rows(block: Block) -> tuple[list[str], list[list[str]]]:
     part = block.all_rows[block.all_rows["metric"].isin(block.other_metrics)]
     part = part.assign(_o=part["model"].map(order)).sort_values(["metric", "_o"], kind="mergesort")
     for _, r in part.iterrows():
-        lo, hi = float(r["ci_low"]), float(r["ci_high"])
         body.append([
             f"{r['model']} [ref]" if bool(r["reference"]) else str(r["model"]),
             str(r["metric"]) + (f" [{block.unit(str(r['metric']))}]" if block.unit(str(r["metric"])) else ""),
             "higher is better" if bool(r["higher_is_better"]) else "lower is better",
-            format_mean_std(float(r["mean"]), float(r["std"]), int(r["n"])),
-            "-" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]",
+            format_value(r),
+            format_ci(r, method=False),
             str(r["rank"]),
             str(int(r["n"])),
         ])
@@ -493,17 +627,25 @@ def console_table(
     tasks: Sequence[str] | None = None,
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
     latest: bool = False,
+    legend: bool = True,
+    width: int | None = None,
 ) -> str:
     """Plain-text comparison table: one block per task family and dataset.
 
-    Each block lists our models (rank, encoder, objective, learning regime, seeds and the
-    family's headline metrics as mean ± std), then the surveyed Table 1 rows of the same
-    family and metric with their comparability, and a line saying that rows on other
-    datasets are not directly comparable.
+    The reading guide (:func:`page_legend`) comes once, at the top, wrapped to ``width``
+    (default: the terminal's width); ``legend=False`` leaves it out (a caller printing
+    several tables in one run prints it once). Each block lists our models sorted by rank
+    (rank, encoder, objective, learning regime, seeds and the family's headline metrics as
+    mean ± std, the rank metric's 95% CI), then the surveyed Table 1 rows of the same family
+    and metric with their comparability, and a line saying that rows on other datasets are
+    not directly comparable.
     """
-    blocks, legend = blocks_and_legend(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task,
-                                       latest=latest)
-    parts: list[str] = [legend.text(), ""] if legend else []
+    blocks, configs = blocks_and_legend(records, surveyed, tasks=tasks, metrics_per_task=metrics_per_task,
+                                        latest=latest, sort_by_rank=True)
+    cols = width if width is not None else shutil.get_terminal_size((100, 24)).columns
+    parts: list[str] = [page_legend(cols), ""] if legend else []
+    if configs:
+        parts += [configs.text(), ""]
     for block in blocks:
         title = f"== {block.family} | dataset: {block.dataset} =="
         header, body = our_table_rows(block, with_ci=True)
@@ -517,6 +659,6 @@ def console_table(
                 sh, sb = surveyed_table_rows(block)
                 parts.append(f"Surveyed Table 1 ({block.family}; {', '.join(block.metrics)}):")
                 parts.append(tabulate(sb, headers=sh, tablefmt="simple", disable_numparse=True))
-                parts.append(NOT_COMPARABLE_NOTE)
+                parts.append(textwrap.fill(NOT_COMPARABLE_NOTE, width=max(40, cols)))
         parts.append("")
     return "\n".join(parts).rstrip("\n") + "\n"

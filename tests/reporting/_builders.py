@@ -96,3 +96,50 @@ def write_results(root: Path) -> Path:
         (folder / f"seed{rec['seed']}.json").write_text(json.dumps(rec, indent=1), encoding="utf-8")
     (root / "manifest.json").write_text(json.dumps({"created_by": "tests", "runs": 17}), encoding="utf-8")
     return root
+
+
+# ----------------------------------------------------------------------------- separation
+
+#: SAR of the unprocessed mixture as the metric code returns it: +inf up to rounding (~241 dB)
+MIXTURE_SAR = 241.31
+SEP_UNITS = {"SDR": "dB", "SAR": "dB", "cIoU": "fraction"}
+
+
+def sep_task_meta() -> dict[str, Any]:
+    return {
+        "name": "separation", "main_score": "SDR", "headline": ["SDR", "SAR", "cIoU"],
+        "metrics": {m: {"name": m, "higher_is_better": True, "unit": u, "description": ""} for m, u in SEP_UNITS.items()},
+        "protocol": "mix-and-separate", "pred_format": "", "ref_format": "", "needs": [], "reference_names": [],
+    }
+
+
+def sep_record(model: str, seed: int, metrics: dict[str, float], *, reference: bool = False,
+               items: dict[str, list[float]] | None = None, dataset: str = "music") -> dict[str, Any]:
+    """A separation record (dB metrics, plus a fraction metric to exercise interval clipping)."""
+    return {
+        "model": model, "task": "separation", "dataset": dataset, "seed": seed, "metrics": metrics,
+        "schema_version": 2, "config": {"model": model, "seed": seed},
+        "provenance": {"suite_version": "0.1.0", "created_at": "2026-11-26T10:00:00Z"},
+        "key": f"{model}-{seed}", "protocol": "mix-and-separate", "task_meta": sep_task_meta(),
+        "model_info": {"encoder": ["unet"], "objective": ["l1"], "learning": "supervised", "reference": reference},
+        "item_metrics": items or {},
+    }
+
+
+SEP_ITEMS = [29.0, 30.5, 31.0, 32.2, 33.76]  # mean 31.292: the deterministic oracle's per-item SDR
+
+
+def separation_records() -> list[dict[str, Any]]:
+    """oracle_irm (deterministic, per-item SDR), mixture (SAR ~241 dB), two learned models."""
+    out = []
+    for seed in range(3):
+        out.append(sep_record("oracle_irm", seed, {"SDR": 31.292, "SAR": 35.0, "cIoU": 0.9}, reference=True,
+                              items={"SDR": list(SEP_ITEMS)}))
+        out.append(sep_record("mixture", seed, {"SDR": 0.1, "SAR": MIXTURE_SAR, "cIoU": 0.2}, reference=True))
+    for seed, (sdr, sar, ciou) in enumerate([(5.0, 9.0, 0.05), (5.6, 9.4, 0.70)]):
+        out.append(sep_record("unet", seed, {"SDR": sdr, "SAR": sar, "cIoU": ciou}))
+    for seed, (sdr, sar, ciou) in enumerate([(7.0, 11.0, 0.50), (7.2, 11.3, 0.52)]):
+        out.append(sep_record("unet_big", seed, {"SDR": sdr, "SAR": sar, "cIoU": ciou}))
+    for seed in range(2):  # a deterministic learned model (no per-item values)
+        out.append(sep_record("det_model", seed, {"SDR": 6.0, "SAR": 10.0, "cIoU": 0.4}))
+    return out

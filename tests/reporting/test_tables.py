@@ -19,6 +19,7 @@ from avcl_bench.benchmark.reporting.tables import (
     AGGREGATE_COLUMNS,
     COMPARABILITY_DIRECT,
     COMPARABILITY_REFERENCE,
+    LEGEND,
     NOT_COMPARABLE_NOTE,
     aggregate,
     build_blocks,
@@ -68,10 +69,13 @@ def test_aggregate_ranks_with_ties(agg: pd.DataFrame) -> None:
     ranks = {m: _row(agg, m, "mAP")["rank"] for m in ("infonce", "triplet", "cca", "single_seed", "random")}
     # infonce [0.570, 0.670] alone; triplet [0.485, 0.535] and cca [0.447, 0.533] overlap;
     # single_seed's bootstrap interval lies below cca's; random is a reference row.
-    assert ranks == {"infonce": "1", "triplet": "2=", "cca": "2=", "single_seed": "4", "random": "ref"}
-    # MedR (lower is better): 2 +- 2.48, 4 +- 0, 6 +- 2.48 chain into one tie group
+    assert ranks == {"infonce": "1", "triplet": "2-3", "cca": "2-3", "single_seed": "4", "random": "ref"}
+    r = _row(agg, "triplet", "mAP")
+    assert (r["rank_best"], r["rank_worst"]) == (2, 3)
+    assert math.isnan(_row(agg, "random", "mAP")["rank_best"])
+    # MedR (lower is better): 2 +- 2.48 (clipped at 0), 4 (deterministic: a point), 6 +- 2.48 all overlap
     assert {m: _row(agg, m, "MedR_a2v")["rank"] for m in ("infonce", "triplet", "cca")} == dict.fromkeys(
-        ("infonce", "triplet", "cca"), "1="
+        ("infonce", "triplet", "cca"), "1-3"
     )
     assert _row(agg, "infonce", "ACC", "classification")["rank"] == "1"
     assert _row(agg, "triplet", "ACC", "classification")["rank"] == "2"
@@ -104,10 +108,12 @@ def test_surveyed_comparability_and_prefix_match(surveyed: pd.DataFrame) -> None
 
 
 def test_block_model_order_and_best(agg: pd.DataFrame) -> None:
-    blocks = build_blocks(agg, metrics_per_task={"retrieval": ["mAP", "MedR_a2v"]})
+    blocks = build_blocks(agg, metrics_per_task={"retrieval": ["mAP", "MedR_a2v"]}, sort_by_rank=False)
     ret = blocks[0]
     # encoder, then objective; reference rows last
     assert ret.models == ["cca", "single_seed", "infonce", "triplet", "random"]
+    # default: by rank (best rank, worst rank, then mean), reference rows last
+    assert build_blocks(agg)[0].models == ["infonce", "triplet", "cca", "single_seed", "random"]
     assert ret.best("mAP") == {"infonce"}
     assert ret.best("MedR_a2v") == {"infonce"}  # lowest is best; random (50) is a reference
     assert ret.other_metrics == []
@@ -123,8 +129,8 @@ def test_console_table(records: list[dict], surveyed: pd.DataFrame) -> None:
     assert "mAP ↑ [0-1]" in text and "ACC ↑ [0-1]" in text and "macro_F1 ↑ [0-1]" in text
     assert "MedR_a2v" not in text.split("== classification")[0].split("Surveyed")[0]  # not a headline metric
     order = [line.split()[1] for line in text.splitlines()
-             if line.split()[:1] and line.split()[0] in ("1", "2=", "4", "ref") and "[0-1]" not in line][:5]
-    assert order == ["cca", "single_seed", "infonce", "triplet", "random"]
+             if line.split()[:1] and line.split()[0] in ("1", "2-3", "4", "ref") and "[0-1]" not in line][:5]
+    assert order == ["infonce", "triplet", "cca", "single_seed", "random"]  # sorted by rank
     (infonce,) = [ln for ln in _lines_with(text, " infonce ") if "0.620" in ln]
     assert infonce.split()[:6] == ["1", "infonce", "mlp", "infonce", "semi-supervised", "3"]
     assert "0.620 ± 0.020" in infonce
@@ -133,8 +139,27 @@ def test_console_table(records: list[dict], surveyed: pd.DataFrame) -> None:
     assert patrick_esc.rstrip().endswith(COMPARABILITY_DIRECT) and "88.5" in patrick_esc and "0.885" in patrick_esc
     (zeng,) = _lines_with(text, "Zeng et al., 2020")
     assert zeng.rstrip().endswith(COMPARABILITY_REFERENCE)
-    assert text.count(NOT_COMPARABLE_NOTE) == 2
+    assert " ".join(text.split()).count(NOT_COMPARABLE_NOTE) == 2  # wrapped to the terminal
     assert "Afouras" not in text and "Smith" not in text
+
+
+def test_console_legend_once_and_wrapped(records: list[dict], surveyed: pd.DataFrame) -> None:
+    text = console_table(records, surveyed, width=72)
+    flat = " ".join(text.split())
+    assert flat.count(" ".join(LEGEND.split())) == 1  # once per run, not once per table
+    assert text.count("95% CI: Student-t") == 1
+    legend_lines = text.split("\n\n")[0].splitlines()
+    assert len(legend_lines) > 3 and max(map(len, legend_lines)) <= 72
+    assert "Rank is by mAP." in text and "Rank is by ACC." in text  # the short per-table line
+    assert "95% CI: Student-t" not in console_table(records, surveyed, legend=False)
+    wide = console_table(records, surveyed, width=200).split("\n\n")[0].splitlines()
+    assert len(wide) < len(legend_lines) and max(map(len, wide)) <= 200
+
+
+def test_console_legend_follows_the_terminal_width(records: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    head = console_table(records).split("\n\n")[0].splitlines()
+    assert max(map(len, head)) <= 60 and len(head) > 5
 
 
 def test_console_table_options(records: list[dict], surveyed: pd.DataFrame) -> None:
@@ -153,7 +178,7 @@ def test_leaderboard(records: list[dict]) -> None:
     assert tuple(board.columns) == LEADERBOARD_COLUMNS
     m = board[(board.task == "retrieval") & (board.metric == "mAP")]
     assert m["model"].tolist() == ["infonce", "triplet", "cca", "single_seed", "random"]
-    assert m["rank"].tolist() == ["1", "2=", "2=", "4", "ref"]
+    assert m["rank"].tolist() == ["1", "2-3", "2-3", "4", "ref"]
     assert set(m["direction"]) == {"higher is better"}
     medr = board[board.metric == "MedR_a2v"]
     assert medr["model"].tolist() == ["infonce", "triplet", "cca", "random"]
@@ -163,7 +188,7 @@ def test_leaderboard(records: list[dict]) -> None:
     assert "== retrieval | avsynth | mAP (higher is better) ==" in text
     half = T_975_2 * 0.02 / math.sqrt(3)
     assert f"[{0.62 - half:.3f}, {0.62 + half:.3f}]" in text
-    assert "'=' marks a tie" in text
+    assert "a range such as 2-4" in text and "'='" not in text
 
 
 def test_leaderboard_task_filter_and_json(records: list[dict]) -> None:
