@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import base64
+import io
+import json
+import math
 import re
 import shutil
 import subprocess
@@ -11,9 +14,21 @@ import pandas as pd
 import pytest
 
 from avcl_bench.benchmark.errors import ConfigError, InputError
-from avcl_bench.benchmark.reporting.report import CSV_COLUMNS, FORMATS, latex_escape, render_report, write_report
+from avcl_bench.benchmark.reporting.leaderboard import format_leaderboard, leaderboard, leaderboard_json
+from avcl_bench.benchmark.reporting.report import (
+    CSV_COLUMNS,
+    FORMATS,
+    latex_escape,
+    plot_figure,
+    plot_series,
+    render_report,
+    write_report,
+)
+from avcl_bench.benchmark.reporting.tables import blocks_from_records, console_table
 
-from ._builders import SURVEYED_CSV
+from ._builders import MIXTURE_SAR, SURVEYED_CSV, separation_records
+
+PDFLATEX = shutil.which("pdflatex")
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
@@ -47,8 +62,17 @@ def test_latex(reports: dict[str, Path]) -> None:
     assert r"\textbf{0.490}" not in text and r"\textbf{0.100}" not in text  # not best / reference
     assert r"single\_seed" in text and "single_seed" not in text
     assert r"O'Neil \& Wu, 2019" in text and r"Wiki\_\{IT\}" in text
-    assert r"the 95\% interval overlaps" in text
+    assert r"a range such as 2-4 when 95\% intervals overlap" in text
+    assert text.count("Our models: mean") == 1  # the reading guide once per document
     assert r"mAP $\uparrow$ [0-1]" in text
+    # every table is shrunk to the text width when wider, and carries the CI column of the legend
+    assert r"\usepackage{graphicx}" in text
+    assert text.count(r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%") == text.count(
+        r"\begin{tabular}")
+    assert re.findall(r"\\resizebox\{[^\n]*\}\{!\}\{%\n\\begin\{tabular\}.*?\\end\{tabular\}\n\}", text, flags=re.S)
+    assert text.count(r"95\% CI mAP") == 1 and r"95\% CI ACC" in text
+    half = 4.302652729749464 * 0.02 / 3 ** 0.5
+    assert f"[{0.62 - half:.3f}, {0.62 + half:.3f}] (t)" in text
     # every tabular row has as many cells as the column spec says
     for spec, body in re.findall(r"\\begin\{tabular\}\{(\w+)\}(.*?)\\end\{tabular\}", text, flags=re.S):
         for line in body.splitlines():
@@ -156,3 +180,103 @@ document.body.setAttribute("data-probe", up + "|" + down + "|" + byName);
     shot = tmp_path / "shot.png"
     done = _chromium([f"--screenshot={shot}", "--window-size=1280,2000", html_path.as_uri()], tmp_path / "p3")
     assert shot.exists() and shot.stat().st_size > 20_000, done.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- numbers that read right
+
+
+@pytest.fixture(scope="module")
+def sep_surveyed(surveyed: pd.DataFrame) -> pd.DataFrame:
+    """The fixture Table 1 plus a separation row measured on another dataset (not comparable)."""
+    other = surveyed[surveyed["task"] == "separation"].copy()
+    other["paper"], other["dataset"], other["dataset_id"] = "Other et al., 2022", "CREMA-D", "crema-d"
+    other["value"], other["value_normalized"], other["value_text"] = 40.0, 40.0, "40.0"
+    return pd.concat([surveyed, other], ignore_index=True)
+
+
+def test_plot_draws_only_direct_surveyed_rows_and_no_colour_legend(sep_surveyed: pd.DataFrame) -> None:
+    (block,) = blocks_from_records(separation_records(), sep_surveyed)
+    assert set(block.surveyed["comparability"]) == {"direct", "reference (different dataset - not directly comparable)"}
+    bars, lines = plot_series(block, "SDR")
+    assert lines == [{"label": "Smith & Jones_{x}, 2020 (SDR)", "value": 8.25}]  # not the CREMA-D row
+    assert [b["model"] for b in bars] == block.models
+    fig = plot_figure(block)
+    assert fig.legends == [] and all(ax.get_legend() is None for ax in fig.axes)
+    sdr_ax = fig.axes[0]
+    assert [round(line.get_ydata()[0], 2) for line in sdr_ax.lines if len(set(line.get_ydata())) == 1] == [8.25]
+    assert sdr_ax.get_ylim()[1] < 40.0  # the other dataset's value does not stretch the axis
+    assert [t.get_text() for t in sdr_ax.get_xticklabels()] == block.models  # direct labels, no colour legend
+
+
+def test_infinite_sar_is_inf_and_kept_off_the_axes(sep_surveyed: pd.DataFrame) -> None:
+    (block,) = blocks_from_records(separation_records(), sep_surveyed)
+    bars, _ = plot_series(block, "SAR")
+    assert "mixture" not in [b["model"] for b in bars]
+    sar_ax = plot_figure(block).axes[1]
+    assert sar_ax.get_ylim()[1] < 60.0  # 241 dB would stretch it to 250
+    assert any("not plotted (inf): mixture" in t.get_text() for t in sar_ax.texts)
+    mix = block.cell("mixture", "SAR")
+    assert mix["undefined"] and math.isinf(mix["mean"]) and mix["rank"] == "ref"
+    assert block.best("SAR") == {"unet_big"}
+    text = console_table(separation_records())
+    (row,) = [ln for ln in text.splitlines() if ln.startswith("ref") and "mixture" in ln]
+    assert " inf " in row and "241" not in text
+    for fmt in ("md", "latex", "html"):
+        assert f"{MIXTURE_SAR}" not in render_report(separation_records(), None, fmt) and "241.3" not in \
+            render_report(separation_records(), None, fmt), fmt
+    md = render_report(separation_records(), None, "md")
+    (md_row,) = [ln for ln in md.splitlines() if "mixture [ref]" in ln]
+    assert "| inf " in md_row
+
+
+def test_infinite_value_of_a_ranked_model_is_not_ranked() -> None:
+    recs = [r for r in separation_records() if r["model"] != "mixture"]
+    recs[-1]["metrics"]["SAR"] = recs[-2]["metrics"]["SAR"] = 260.0  # det_model: SAR +inf up to rounding
+    board = leaderboard(recs)
+    sar = board[board.metric == "SAR"]
+    det = sar[sar.model == "det_model"].iloc[0]
+    assert det["rank"] == "n/d" and det["undefined"] and sar["model"].tolist()[-2:] == ["det_model", "oracle_irm"]
+    assert sar[sar.model == "unet_big"]["rank"].iloc[0] == "1-2"  # ranked among the two defined models
+    (row,) = [r for r in json.loads(leaderboard_json(board)) if r["model"] == "det_model" and r["metric"] == "SAR"]
+    assert row["mean"] is None and row["undefined"] is True and row["rank_best"] is None
+
+
+def test_deterministic_rows_are_marked_and_use_item_bootstrap() -> None:
+    recs = separation_records()
+    text = console_table(recs)
+    (oracle,) = [ln for ln in text.splitlines() if "oracle_irm" in ln]
+    assert "31.292 (det.)" in oracle and "(boot)" in oracle and "[31.292, 31.292]" not in text
+    (det,) = [ln for ln in text.splitlines() if ln.split()[1:2] == ["det_model"]]
+    assert "6.000 (det.)" in det and "± 0.000" not in text
+    rows = json.loads(leaderboard_json(leaderboard(recs)))
+    (o,) = [r for r in rows if r["model"] == "oracle_irm" and r["metric"] == "SDR"]
+    assert o["deterministic"] is True and o["ci_method"] == "bootstrap over test items" and o["ci_low"] < o["ci_high"]
+    (u,) = [r for r in rows if r["model"] == "unet" and r["metric"] == "SDR"]
+    assert u["deterministic"] is False and {"rank", "rank_best", "rank_worst"} <= set(u)
+    for fmt in ("md", "latex", "html"):
+        assert "31.292 (det.)" in render_report(recs, None, fmt), fmt
+
+
+def test_fraction_intervals_are_clipped_with_a_note() -> None:
+    recs = separation_records()
+    board = leaderboard(recs)
+    (unet,) = board[(board.model == "unet") & (board.metric == "cIoU")].to_dict(orient="records")
+    assert (unet["ci_low"], unet["ci_high"]) == (0.0, 1.0) and unet["clipped"]  # t-interval: [-0.46, 1.21]
+    assert "[0.000, 1.000] (clipped)" in format_leaderboard(board)
+    csv = pd.read_csv(io.StringIO(render_report(recs, None, "csv")))
+    assert csv.loc[(csv.model == "unet") & (csv.metric == "cIoU"), "clipped"].tolist() == [True]
+    assert "clipped to the metric&#x27;s range" in render_report(recs, None, "html")  # cell tooltip
+    assert "clipped to the metric's range" in console_table(recs)
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="pdflatex is not on PATH (TeX is not installed here)")
+def test_latex_compiles_and_fits_the_text_width(records: list[dict], surveyed: pd.DataFrame, tmp_path: Path) -> None:
+    for name, recs, surv in (("fixture", records, surveyed), ("separation", separation_records(), None)):
+        tex = tmp_path / f"{name}.tex"
+        tex.write_text(render_report(recs, surv, "latex"), encoding="utf-8")
+        done = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", tex.name], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, check=False)
+        log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        assert done.returncode == 0, log[-3000:]
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
+        assert "Overfull \\hbox" not in log, [ln for ln in log.splitlines() if "Overfull" in ln]
