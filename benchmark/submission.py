@@ -120,7 +120,7 @@ def load_model_spec(spec: str, name: str | None = None) -> tuple[Callable[..., A
     else:
         try:
             module = importlib.import_module(target)
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             if isinstance(e, ImportError) and not is_user_exception(e):
                 raise ConfigError(f"model spec '{spec}': cannot import module '{target}' ({e})") from None
             raise UserCodeError(f"model spec '{spec}': import of '{target}' failed: {e.__class__.__name__}: {e}",
