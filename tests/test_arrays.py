@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from avcl_bench.benchmark.arrays import check_array, load_npz
+from avcl_bench.benchmark.arrays import (
+    DEFAULT_MAX_METRIC_BYTES,
+    MAX_METRIC_BYTES_ENV,
+    check_array,
+    check_finite_metrics,
+    check_labels,
+    check_work_bytes,
+    load_npz,
+    max_metric_bytes,
+)
 from avcl_bench.benchmark.errors import InputError
 
 
@@ -87,3 +97,51 @@ def test_real_dtypes_are_floats(dtype: str) -> None:
 
 def test_masks_may_be_boolean() -> None:
     assert check_array(np.ones((1, 2, 2), bool), "ref.npz", "masks", kind="float", allow_bool=True).sum() == 4
+
+
+# ----------------------------------------------------------------------------- metric memory, labels, results
+def test_empty_npz_is_an_archive_without_arrays(tmp_path: Path) -> None:
+    p = tmp_path / "pred.npz"
+    np.savez(p)
+    assert load_npz(p) == {}
+
+
+def test_work_bytes_limit_names_file_field_and_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_work_bytes("ref.npz", "sources", 1024, "BSS eval")
+    monkeypatch.setenv(MAX_METRIC_BYTES_ENV, "1000")
+    assert max_metric_bytes() == 1000
+    with pytest.raises(InputError, match=r"^ref.npz: sources: BSS eval would need .* GiB .*\$AVCL_MAX_METRIC_BYTES="):
+        check_work_bytes("ref.npz", "sources", 1024, "BSS eval")
+    monkeypatch.setenv(MAX_METRIC_BYTES_ENV, "lots")
+    with pytest.raises(InputError, match=r"AVCL_MAX_METRIC_BYTES: expected a number of bytes"):
+        max_metric_bytes()
+    monkeypatch.delenv(MAX_METRIC_BYTES_ENV)
+    assert max_metric_bytes() == DEFAULT_MAX_METRIC_BYTES
+
+
+@pytest.mark.parametrize("arr", [np.array([True, False]), np.array([1, 2], dtype="m8[s]"), np.array([1 + 0j]),
+                                 np.array([0.5]), np.array([1e300]), np.array([np.nan]), np.array(["1"]),
+                                 np.array([2**63], dtype=np.uint64), np.array([2**62], dtype=np.int64)])
+def test_check_labels_refuses_what_is_not_a_label(arr: np.ndarray) -> None:
+    with pytest.raises(InputError, match=r"^ref.npz: labels: "):
+        check_labels(arr, "ref.npz", "labels", ndim=1)
+
+
+@pytest.mark.parametrize("arr", [np.array([True]), np.array([1], dtype="m8[s]"), np.array([1e300]),
+                                 np.array([2**63], dtype=np.uint64)])
+def test_check_array_int_refuses_inexact_conversions(arr: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match=r"^f.npz: labels: expected an integer array"):
+            check_array(arr, "f.npz", "labels", kind="int")
+
+
+def test_check_labels_accepts_integers_of_any_width() -> None:
+    for arr in (np.array([0, 3], np.int8), np.array([0, 3], np.uint64), np.array([0.0, 3.0]), np.array([-1, 2])):
+        assert check_labels(arr, "ref.npz", "labels", ndim=1).tolist() == arr.astype(np.int64).tolist()
+
+
+def test_check_finite_metrics() -> None:
+    assert check_finite_metrics({"a": np.float64(1.5)}, "t") == {"a": 1.5}
+    with pytest.raises(FloatingPointError, match="t: metric b is nan"):
+        check_finite_metrics({"a": 1.0, "b": float("nan")}, "t")

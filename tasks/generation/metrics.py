@@ -16,6 +16,8 @@ sound) and return plain Python floats.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -35,9 +37,9 @@ METRICS: dict[str, MetricSpec] = {
 #: Largest ``N + M`` for which KID precomputes the full Gram matrix of both sets.
 _KID_GRAM_LIMIT = 4096
 
-#: Largest feature magnitude accepted: the covariance products of FD (``D * x^4``) and the
-#: cubic kernel of KID (``(x^2)^3`` summed over subset pairs) of larger values overflow float64.
-FEATURE_ABS_LIMIT = 1e40
+#: Largest feature magnitude accepted: KID's cubic kernel grows as ``x^6`` and its spread over
+#: subsets as ``x^12``, so (with a margin for the sums) larger values overflow float64.
+FEATURE_ABS_LIMIT = 1e20
 
 #: Bytes of cosine-similarity rows that MRR computes at once.
 _MRR_BLOCK_BYTES = 64 * 2**20
@@ -94,6 +96,15 @@ def _is_rank_deficient(sigma: np.ndarray) -> bool:
     return float(ev[0]) <= top * sigma.shape[0] * np.finfo(np.float64).eps
 
 
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.sqrtm`` without its warnings: the caller checks that the root is finite and
+    (nearly) real, which is what a "singular matrix" warning would be about."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return scipy.linalg.sqrtm(a)
+
+
 def frechet_distance_from_stats(
     mu1: object, sigma1: object, mu2: object, sigma2: object, eps: float = 1e-6, *, source: str = "input"
 ) -> float:
@@ -102,7 +113,8 @@ def frechet_distance_from_stats(
     As pytorch-fid: the matrix square root is ``scipy.linalg.sqrtm`` of ``S1 @ S2``; when
     it is not finite, or when a covariance is singular (fewer samples than dimensions),
     ``eps * I`` is added to both covariances first. A square root whose diagonal has an
-    imaginary part above 1e-3 means the statistics are not valid covariances and raises;
+    imaginary part above 1e-3 (or above 1e-12 of ``Tr(S1) + Tr(S2)`` when that is larger: the
+    rounding of huge features) means the statistics are not valid covariances and raises;
     otherwise the real part is used.
     """
     m1 = check_array(np.atleast_1d(np.asarray(mu1)), source, "mu1", ndim=1, kind="float")
@@ -121,17 +133,18 @@ def frechet_distance_from_stats(
     diff = m1 - m2
     covmean = None
     if not (_is_rank_deficient(s1) or _is_rank_deficient(s2)):
-        covmean = scipy.linalg.sqrtm(s1 @ s2)
+        covmean = _sqrtm(s1 @ s2)
         if not np.all(np.isfinite(covmean)):
             covmean = None
     if covmean is None:
         offset = np.eye(d) * eps
-        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+        covmean = _sqrtm((s1 + offset) @ (s2 + offset))
         if not np.all(np.isfinite(covmean)):
             raise InputError(source, "features", "the covariance product has no finite square root even with an eps offset")
     if np.iscomplexobj(covmean):
         imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
-        if imag > 1e-3:
+        # pytorch-fid's absolute 1e-3, relative to the covariances' scale only where that is huge
+        if imag > max(1e-3, 1e-12 * float(np.trace(s1) + np.trace(s2))):
             raise InputError(
                 source, "features",
                 f"matrix square root of the covariance product has a significant imaginary part ({imag:.3g})",

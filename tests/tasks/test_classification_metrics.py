@@ -182,3 +182,21 @@ def test_metric_specs() -> None:
     for name, spec in METRICS.items():
         assert isinstance(spec, MetricSpec) and spec.name == name and spec.higher_is_better
         assert spec.description
+
+
+def test_huge_label_ids_are_remapped_not_allocated() -> None:
+    rng = np.random.default_rng(0)
+    ids = np.array([0, 1, 400_000_000, 2**40])
+    y_true, y_pred = ids[rng.integers(0, 4, 50)], ids[rng.integers(0, 4, 50)]
+    got = classification_metrics(y_true, labels_pred=y_pred)
+    assert got["macro_F1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12)
+    assert got["ACC"] == pytest.approx(accuracy_score(y_true, y_pred))
+
+
+def test_truth_problems_are_blamed_on_ref_source() -> None:
+    with pytest.raises(InputError, match=r"^ref.npz: labels_true: negative label"):
+        classification_metrics([0, -1], labels_pred=[0, 1], source="pred.npz", ref_source="ref.npz")
+    with pytest.raises(InputError, match=r"^ref.npz: labels_true: label 7"):
+        classification_metrics([0, 7], scores=np.zeros((2, 3)), source="pred.npz", ref_source="ref.npz")
+    with pytest.raises(InputError, match=r"^pred.npz: labels_pred: expected an integer array"):
+        classification_metrics([0, 1], labels_pred=np.array([True, False]), source="pred.npz", ref_source="ref.npz")

@@ -1,6 +1,7 @@
 """Generation task adapter: feature network cache, decoder protocol, score/export round trips."""
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -308,3 +309,32 @@ def test_supports():
     no_frames = d.split("test").subset(slice(None))
     no_frames.frames = None
     assert "has no frames" in t.supports(None, d.spec, no_frames)
+
+
+def test_huge_values_are_blamed_on_their_own_file_without_warnings(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 4))
+    t = GenerationTask()
+    huge = x * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match=r"^r.npz: features: value .* is too large"):
+            t.score({"features": x}, {"features": huge}, pred_source="p.npz", ref_source="r.npz")
+        with pytest.raises(InputError, match=r"^p.npz: features: value .* is too large"):
+            t.score({"features": huge}, {"features": x}, pred_source="p.npz", ref_source="r.npz")
+        zero = x.copy()
+        zero[2] = 0.0
+        with pytest.raises(InputError, match=r"^r.npz: real_features: row 2 is all zeros"):
+            t.score({"features": x}, {"features": zero}, pred_source="p.npz", ref_source="r.npz")
+        big = t.score({"features": x * 1e19}, {"features": x * 1e19 + 1e18})  # large but representable
+    assert all(np.isfinite(v) for v in big.values())
+
+
+def test_feature_dimension_memory_is_checked_before_allocating(monkeypatch):
+    t = GenerationTask()
+    x = np.eye(3, 40_000)
+    with pytest.raises(InputError, match=r"^p.npz: features: the Fréchet distance.*AVCL_MAX_METRIC_BYTES"):
+        t.score({"features": x + 1}, {"features": x}, pred_source="p.npz", ref_source="r.npz")
+    monkeypatch.setenv("AVCL_MAX_METRIC_BYTES", "1000")
+    with pytest.raises(InputError, match=r"^p.npz: features: .* over the 9.31e-07 GiB limit"):
+        t.score({"features": x[:, :8] + 1}, {"features": x[:, :8]}, pred_source="p.npz", ref_source="r.npz")

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import auc as sklearn_auc
 
+import avcl_bench.tasks.localization.metrics as loc
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 from avcl_bench.tasks.localization.metrics import (
@@ -406,3 +407,26 @@ def test_metric_specs() -> None:
     assert set(METRICS) == {"cIoU", "AUC", "mean_cIoU"}
     for name, spec in METRICS.items():
         assert isinstance(spec, MetricSpec) and spec.name == name and spec.higher_is_better
+
+
+def test_chunking_by_bytes_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    heat = rng.standard_normal((7, 5, 6))
+    masks = (rng.random((7, 10, 12)) < 0.3).astype(np.float64)
+    masks[:, 0, 0] = 1.0
+    want = ciou_per_sample(heat, masks)
+    monkeypatch.setattr(loc, "_CHUNK_BYTES", 1)  # one sample per chunk
+    assert loc._chunk_rows(120) == 1
+    np.testing.assert_array_equal(ciou_per_sample(heat, masks), want)
+
+
+def test_memory_limit_and_mask_blame(monkeypatch: pytest.MonkeyPatch) -> None:
+    heat = np.ones((2, 4, 4))
+    masks = np.ones((2, 4, 4))
+    bad = masks.copy()
+    bad[1, 2, 2] = 3.0
+    with pytest.raises(InputError, match=r"^ref.npz: masks: values must lie in \[0, 1\]"):
+        localization_metrics(heat, bad, source="pred.npz", ref_source="ref.npz")
+    monkeypatch.setenv("AVCL_MAX_METRIC_BYTES", "100")
+    with pytest.raises(InputError, match=r"^ref.npz: masks: scoring heatmaps.*AVCL_MAX_METRIC_BYTES"):
+        localization_metrics(heat, masks, source="pred.npz", ref_source="ref.npz")

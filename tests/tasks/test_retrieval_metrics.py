@@ -338,3 +338,13 @@ def test_torchmetrics_differs_on_negative_cosine_scores():
         shifted = float(retrieval_average_precision(torch.tensor((scores[0] + 1) / 2), torch.tensor(relevant[0])))
     assert raw == 0.0 and raw != pytest.approx(ours)
     assert shifted == pytest.approx(ours, abs=1e-6)
+
+
+def test_label_problems_are_blamed_on_ref_source():
+    rng = np.random.default_rng(0)
+    a, v = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    with pytest.raises(InputError, match=r"^ref.npz: audio_labels/visual_labels: no audio and visual item share"):
+        retrieval_metrics(a, v, np.array([0, 0, 1, 1]), np.array([2, 2, 3, 3]), source="pred.npz",
+                          ref_source="ref.npz")
+    with pytest.raises(InputError, match=r"^ref.npz: visual_labels: expected an integer array"):
+        retrieval_metrics(a, v, np.zeros(4, int), np.zeros(4, "m8[s]"), source="pred.npz", ref_source="ref.npz")

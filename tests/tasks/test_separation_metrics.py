@@ -218,3 +218,44 @@ def test_unknown_backend_and_device():
 def test_metric_specs():
     assert set(METRICS) == {"SDR", "SIR", "SAR", "NSDR"}
     assert all(isinstance(m, MetricSpec) and m.higher_is_better for m in METRICS.values())
+
+
+# ----------------------------------------------------------------------------- scale and blame
+@pytest.mark.parametrize("scale", [1e160, 1e-300, 2.0**-1070 * 1e15])
+@pytest.mark.parametrize("backend", ["torch", "mir_eval"])
+def test_scaled_inputs_give_the_unscaled_values(scale: float, backend: str) -> None:
+    est, src, mix, ref = case(0, 3, 2, 4000)
+    base = np.stack(bss_eval_batch(est, src, backend))
+    got = np.stack(bss_eval_batch(est * scale, src * scale, backend))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, base, rtol=0, atol=TOL_DB)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL_DB)  # mir_eval on the unscaled input
+    m = separation_metrics(est * scale, src / scale if scale > 1 else src * scale, mix * scale)
+    assert all(np.isfinite(v) for v in m.values())
+
+
+def test_estimate_and_references_scaled_differently() -> None:
+    est, src, _, ref = case(0, 3, 2, 4000)
+    got = np.stack(bss_eval_batch(est * 1e160, src * 1e-300))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=TOL_DB)
+
+
+def test_reference_problems_are_blamed_on_ref_source() -> None:
+    est, src, mix, _ = case(0, 3, 2, 4000)
+    silent = src.copy()
+    silent[1, 0] = 0.0
+    with pytest.raises(InputError, match=r"^ref.npz: sources: item 1, source 0 is silent"):
+        separation_metrics(est, silent, source="pred.npz", ref_source="ref.npz")
+    with pytest.raises(InputError, match=r"^ref.npz: mixtures: item 2 is silent"):
+        separation_metrics(est, src, np.where(np.arange(3)[:, None] == 2, 0.0, mix), source="pred.npz",
+                           ref_source="ref.npz")
+    with pytest.raises(InputError, match=r"^pred.npz: estimates: item 0, source 1 is silent"):
+        zero = est.copy()
+        zero[0, 1] = 0.0
+        separation_metrics(zero, src, source="pred.npz", ref_source="ref.npz")
+
+
+def test_many_sources_are_refused_before_allocating() -> None:
+    x = np.ones((1, 40, 40 * FILTER_LENGTH))
+    with pytest.raises(InputError, match=r"^ref.npz: sources: BSS eval of 40 sources .* GiB .*AVCL_MAX_METRIC_BYTES"):
+        bss_eval_batch(x, x, source="pred.npz", ref_source="ref.npz")
