@@ -24,10 +24,13 @@ from avcl_bench.benchmark.reporting.tables import (
     aggregate,
     build_blocks,
     console_table,
+    format_mean_std,
+    infinite_db_sign,
+    metric_bounds,
     surveyed_for,
 )
 
-from ._builders import make_record
+from ._builders import make_record, sep_record
 
 T_975_2 = 4.302652729749464  # Student t quantile, 2 degrees of freedom
 
@@ -206,3 +209,42 @@ def test_leaderboard_json_null_interval() -> None:
     rec = make_record("infonce", "retrieval", "avsynth", 0, {"mAP": 0.5})
     (row,) = json.loads(leaderboard_json(leaderboard([rec])))
     assert row["ci_low"] is None and row["ci_method"] == "none" and row["rank"] == "1"
+
+
+def test_infinite_db_rule() -> None:
+    assert infinite_db_sign([241.3, 240.9], "dB") == 1.0
+    assert infinite_db_sign([-250.0], "dB") == -1.0
+    assert math.isnan(infinite_db_sign([250.0, -250.0], "dB"))
+    assert infinite_db_sign([199.0, 35.0], "dB") == 0.0
+    assert infinite_db_sign([241.3], "score") == 0.0  # only dB values are ratios
+    assert format_mean_std(math.inf, math.nan, 3) == "inf" and format_mean_std(-math.inf, 0.0, 1) == "-inf"
+    assert format_mean_std(math.nan, math.nan, 3) == "n/d"
+    assert format_mean_std(31.292, 0.0, 3, deterministic=True) == "31.292 (det.)"
+
+
+def test_one_infinite_item_makes_the_mean_infinite() -> None:
+    # mean 120.5 dB is below the limit, but one item is +inf up to rounding: the mean is +inf
+    items = {"SAR": [241.0, 0.0], "SDR": [1.0, 3.0]}
+    agg = aggregate(records_frame([sep_record("m", 0, {"SAR": 120.5, "SDR": 2.0, "cIoU": 0.5}, items=items)]))
+    sar = agg[agg.metric == "SAR"].iloc[0]
+    assert sar["undefined"] and sar["mean"] == math.inf and sar["rank"] == "n/d" and sar["ci_method"] == "none"
+    sdr = agg[agg.metric == "SDR"].iloc[0]
+    assert not sdr["undefined"] and sdr["rank"] == "1"
+
+
+def test_metric_bounds() -> None:
+    assert metric_bounds("fraction") == (0.0, 1.0)  # derived until tasks declare bounds
+    assert metric_bounds("fraction", 0.0, math.nan) == (0.0, 1.0)
+    assert metric_bounds("dB") == (None, None)
+    assert metric_bounds("rank") == (0.0, None) and metric_bounds("count") == (0.0, None)
+    assert metric_bounds("score", -1.0, 1.0) == (-1.0, 1.0)  # declared in MetricMeta.lower / upper
+
+
+def test_declared_bounds_clip_the_interval() -> None:
+    recs = [sep_record("m", s, {"SDR": v, "SAR": 1.0 + s, "cIoU": 0.5 + s / 10}) for s, v in enumerate([5.0, 9.0])]
+    for r in recs:
+        r["task_meta"]["metrics"]["SDR"]["upper"] = 10.0  # MetricMeta.upper
+    frame = records_frame(recs)
+    assert frame.loc[frame.metric == "SDR", "upper"].tolist() == [10.0, 10.0]
+    sdr = aggregate(frame).query("metric == 'SDR'").iloc[0]
+    assert sdr["ci_high"] == 10.0 and sdr["clipped"] and sdr["ci_low"] < 0  # no lower bound declared for dB
