@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..features import log_mel
 from ..paths import cache_dir
+from ..store import atomic_write_bytes, clean_stale_temps
 
 #: Environment variable consulted when a loader gets ``data_root=None``.
 DATA_ROOT_ENV = "AVCL_DATA_ROOT"
@@ -341,18 +342,24 @@ def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]], *,
     digest = content_hash(arrays)
     if use_cache:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-            os.close(fd)
-            try:
-                np.savez(tmp, **arrays, content_hash=np.array(digest))
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        except OSError:
+            _clean_cache_temps_once()
+            buf = io.BytesIO()
+            np.savez(buf, **arrays, content_hash=np.array(digest))
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:  # a read-only or full cache only costs a rebuild next time
             pass
     return arrays, digest
+
+
+_CLEANED: set[Path] = set()
+
+
+def _clean_cache_temps_once() -> None:
+    """Remove temporary files a killed run left in the cache folder (once per process and folder)."""
+    folder = cache_dir()
+    if folder not in _CLEANED:
+        _CLEANED.add(folder)
+        clean_stale_temps(folder, recursive=False)
 
 
 def stable_fraction(key: str) -> float:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..paths import cache_dir
+from ..store import atomic_write_bytes
 from ._io import need_file, open_h5
 
 MEMO_NAME = "filehash.json"
@@ -85,14 +84,7 @@ def _write_memo(new: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         files = _read_memo_file(path)  # keep what concurrent runs added meanwhile
         files.update(new)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".filehash-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"version": MEMO_VERSION, "files": files}, f, sort_keys=True)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_bytes(path, json.dumps({"version": MEMO_VERSION, "files": files}, sort_keys=True).encode())
     except OSError:
         return
     _memos[path] = files

@@ -17,8 +17,7 @@ area interpolation) before the network; generated images are compared at that si
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.benchmark.paths import cache_dir
+from avcl_bench.benchmark.store import atomic_write_bytes
 from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 #: Bump whenever the architecture or the training recipe changes (invalidates caches).
@@ -155,16 +155,10 @@ def train_feature_net(dataset: Any, *, progress: bool = False) -> tuple[FeatureN
 
 
 def _save(path: Path, net: FeatureNet, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.pt")
-    os.close(fd)
-    try:
-        torch.save({"version": FEATURE_NET_VERSION, "num_classes": net.num_classes, "size": list(net.size),
-                    "report": report, "state_dict": net.state_dict()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    torch.save({"version": FEATURE_NET_VERSION, "num_classes": net.num_classes, "size": list(net.size),
+                "report": report, "state_dict": net.state_dict()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _load(path: Path, num_classes: int, size: tuple[int, int]) -> FeatureNet | None:
