@@ -1,7 +1,7 @@
 """The results store: one JSON record per (model, task, dataset, seed), written atomically.
 
 Records are keyed by a hash of everything that determines the number (model identity and
-arguments, model source hash, task name and version, dataset fingerprint and options, seed,
+arguments, model code hash, task name, code hash and options, dataset fingerprint and options, seed,
 size, intra-op thread count and device kind), so a re-run into the same folder reuses what is
 finished and computes only what is missing, and a changed model never hits a stale cache entry.
 
