@@ -130,6 +130,10 @@ def load_features(*, data_root: Path | None, options: dict[str, Any], quick: boo
     raise InputError(path, None, "expected a .npz, .h5 or .hdf5 file")
 
 
+#: without class_names, class ids above both this and the item count are refused as sparse ids
+MAX_SPARSE_CLASSES = 10_000
+
+
 def _labels_and_split(labels: np.ndarray, split_raw: np.ndarray, seg: np.ndarray | None, names: list[str] | None,
                       t: int, n: int, path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     labels = check_array(labels, path, "labels", ndim=1, kind="int")
@@ -138,6 +142,9 @@ def _labels_and_split(labels: np.ndarray, split_raw: np.ndarray, seg: np.ndarray
     if labels.min() < 0:
         raise InputError(path, "labels", f"labels must be >= 0, got {labels.min()}")
     k = len(names) if names is not None else int(labels.max()) + 1
+    if names is None and k > max(MAX_SPARSE_CLASSES, n):
+        raise InputError(path, "labels", f"class id {labels.max()} implies {k} classes for {n} items; class ids must "
+                         "be dense, 0..K-1 (remap them, or give class_names)")
     if labels.max() >= k:
         raise InputError(path, "labels", f"label {labels.max()} is out of range for {k} class_names")
     split = _decode_split(split_raw, path)

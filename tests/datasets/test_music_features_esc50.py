@@ -113,6 +113,11 @@ def test_features_errors(tmp_path: Path) -> None:
     np.savez(tmp_path / "d.npz", **bad)
     with pytest.raises(InputError, match=r"d.npz: audio: contains NaN or inf \(first at index \(7, 0, 0\)\)"):
         load_features(data_root=tmp_path / "d.npz", options={}, quick=False, seed=0)
+    sparse = arrays["labels"].copy()
+    sparse[5] = 400_000_000  # one absurd class id: ~4e8 classes would be allocated by every probe
+    np.savez(tmp_path / "f.npz", **dict(arrays, labels=sparse))
+    with pytest.raises(InputError, match=r"f.npz: labels: class id 400000000 implies 400000001 classes for 30 items"):
+        load_features(data_root=tmp_path / "f.npz", options={}, quick=False, seed=0)
     np.savez(tmp_path / "e.npz", **dict(arrays, split=np.array([0, 2] * 15)))
     ds = load_features(data_root=tmp_path / "e.npz", options={}, quick=False, seed=0)
     assert ds.spec.extra["val_from_train"] and len(ds.split("val")) == 2 and len(ds.split("train")) == 13
