@@ -53,6 +53,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "empty_mask=raise|zero, gen_adv=WEIGHT")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_runtime_options(p)
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="neither read nor write the cells' trained weights and split embeddings in the cache "
+                        "(AVCL_CACHE); every cell retrains and re-embeds (same numbers)")
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of the table")
 
 
@@ -111,7 +114,8 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
                      dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
                      out=args.out or default_out(), quick=args.quick, device=args.device,
                      model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
-                     task_options=options_task, threads=args.threads, cell_timeout=args.cell_timeout)
+                     task_options=options_task, threads=args.threads, cell_timeout=args.cell_timeout,
+                     cache=getattr(args, "cache", True))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -12,9 +12,15 @@ a run that fails on its input (a NaN found lazily during the second task), a mod
 a timeout writes nothing for that cell and removes nothing finished earlier; a killed run
 keeps every finished cell and resumes from there. Errors inside a model's code name the model
 and the phase (``fit``, ``embed_audio``, ...) and stop the run.
+
+A cell also keeps its trained weights and its models' split embeddings in the cache, keyed
+by the cell (:mod:`benchmark.cells`): a second task on a finished cell, a rerun with other
+task options or a resumed run loads them instead of retraining and re-embedding, with the
+same numbers to the bit. ``cache=False`` (``--no-cache``) neither reads nor writes them.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -37,12 +43,13 @@ from avcl_bench.baselines.registry import MODELS, model_info
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.registry import TASKS, get_task
 
-from . import codehash
+from . import cells, codehash
 from .cliargs import DEFAULT_THREADS
 from .datasets import DATASETS, load_dataset
+from .embedding import use_cache
 from .errors import CellTimeout, CellTimeoutAbort, CellTimeoutError, ConfigError, ModelError, user_code
 from .interface import FitContext, missing_methods
-from .paths import default_out
+from .paths import cache_dir, default_out
 from .provenance import provenance, select_device
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
@@ -82,6 +89,8 @@ class RunConfig:
     threads: int = DEFAULT_THREADS
     #: seconds a (model, seed) cell may take (constructor, fit and every task); ``None``: no limit
     cell_timeout: float | None = None
+    #: keep trained weights and split embeddings of each cell in the cache and reuse them
+    cache: bool = True
 
 
 @dataclass
@@ -351,6 +360,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
     test = dataset.split("test")
     data_cfg = {"name": spec.name, "fingerprint": dataset.fingerprint(), "options": cfg.dataset_options,
                 "quick": cfg.quick}
+    data_code = codehash.dataset_code_hash(DATASETS.get(cfg.dataset))
     # what the numbers depend on besides code, data and seed: part of every key
     runtime = {"threads": cfg.threads, "device": device_kind(device)}
     records: list[ResultRecord] = []
@@ -361,7 +371,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
         config = {"model": model_id,
                   "task": {"name": task.name, "code": codehash.task_code_hash(task), "options": cfg.task_options,
                            **task_cfg},
-                  "dataset": {**data_cfg, "code": codehash.dataset_code_hash(DATASETS.get(cfg.dataset))}, "seed": seed,
+                  "dataset": {**data_cfg, "code": data_code}, "seed": seed,
                   "runtime": runtime}
         return config_key(config), config
 
@@ -404,9 +414,10 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                     todo.append(task)
             if not todo:
                 continue
+            cell = cells.cell_key(model_id, {**data_cfg, "code": data_code}, seed, runtime)
             try:
                 with watchdog.cell() as phase:
-                    new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase)
+                    new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase, cell)
             except BaseException as e:
                 if not watchdog.fired:
                     raise
@@ -426,8 +437,10 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
 
 
 def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], keys: dict[str, tuple[str, dict]],
-              dataset: Any, test: Any, ctx: EvalContext, device: str, phase: _Phase) -> list[ResultRecord]:
-    """Build, train and score one (model, seed) on the tasks ``todo``: its records, not yet written."""
+              dataset: Any, test: Any, ctx: EvalContext, device: str, phase: _Phase,
+              cell: str) -> list[ResultRecord]:
+    """Build, train (or load the cell's checkpoint) and score one (model, seed) on the tasks ``todo``:
+    its records, not yet written."""
     spec = dataset.spec
     seed_everything(seed)
     check_model_args(entry.name, entry.factory, spec, entry.args)
@@ -438,21 +451,43 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
     if missing:
         raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
     t0 = time.perf_counter()
+    checkpoint, loaded = False, None
     if getattr(model, "trainable", True):
         if entry.info.get("learning") == "supervised" and (np.asarray(dataset.split("train").labels) < 0).any():
             raise ConfigError(f"model '{entry.name}' is supervised but the train split of '{spec.name}' "
                               "has unlabelled clips (label -1); pick a semi-supervised model or a labelled "
                               "train option of the dataset")
-        _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device}, {cfg.threads} thread(s))")
-        phase.what = "fit"
-        with user_code(entry.name, "fit", builtin=entry.builtin):
-            model.fit(dataset.split("train"), dataset.split("val"),
-                      FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+        checkpoint = cfg.cache and cells.can_checkpoint(model)
+        loaded = cells.load_checkpoint(cell, model, device) if checkpoint else None
+        if loaded is not None:
+            _log(f"[cache] loaded checkpoint {entry.name} on {spec.name} (seed {seed}): "
+                 f"{cells.checkpoint_path(cell)}")
+            if hasattr(model, "fit_report"):
+                model.fit_report = loaded["fit_report"]
+        else:
+            _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device}, {cfg.threads} thread(s))")
+            phase.what = "fit"
+            with user_code(entry.name, "fit", builtin=entry.builtin):
+                model.fit(dataset.split("train"), dataset.split("val"),
+                          FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
     fit_s = time.perf_counter() - t0
     phase.what = "config"
     with user_code(entry.name, "config", builtin=entry.builtin):
         model_cfg = model.config()
+    if checkpoint and loaded is None:
+        phase.what = "saving the checkpoint (suite code)"
+        cells.save_checkpoint(cell, model, getattr(model, "fit_report", {}), model_cfg)
     guarded = GuardedModel(model, entry.name, entry.builtin, phase)
+    caching = cfg.cache and bool(getattr(model, "cache_embeddings", True))
+    splits = {}
+    for name in ("train", "val", "test"):
+        try:
+            splits[name] = dataset.split(name)
+        except Exception:  # noqa: BLE001 - a dataset without this split
+            continue
+    embeddings = cells.EmbeddingCache(cache_dir() / "embeddings" / cell if caching else None, guarded, splits,
+                                      label=entry.name)
+    ctx = dataclasses.replace(ctx, embeddings=embeddings)
     new = []
     for task in todo:
         why = task.supports(guarded, spec, test)
@@ -462,7 +497,8 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
         seed_everything(seed)
         t1 = time.perf_counter()
         phase.what = f"the {task.name} task (suite code)"
-        result = task.evaluate(guarded, dataset, ctx)
+        with use_cache(embeddings):
+            result = task.evaluate(guarded, dataset, ctx)
         key, config = keys[task.name]
         config = {**config, "model_config": model_cfg, "task_config": result.config, "device": device}
         new.append(ResultRecord(

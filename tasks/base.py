@@ -22,13 +22,18 @@ __all__ = ["EvalContext", "MetricSpec", "Task", "TaskMetadata", "TaskResult"]
 
 @dataclass
 class EvalContext:
-    """What the runner hands a task: seed, device, size and task options."""
+    """What the runner hands a task: seed, device, size, task options and the cell's embedding cache.
+
+    ``embeddings`` (a :class:`~benchmark.cells.EmbeddingCache`, or ``None``) is the cache that
+    :func:`~benchmark.embedding.embed_split` uses by default while the runner runs the task.
+    """
 
     seed: int = 0
     device: str = "cpu"
     quick: bool = False
     progress: bool = False
     options: dict = field(default_factory=dict)
+    embeddings: Any = None
 
 
 @dataclass
