@@ -19,6 +19,7 @@ from avcl_bench.tasks.generation.metrics import (
     generation_metrics,
     kernel_inception_distance,
     paired_mrr,
+    trace_sqrt_product,
 )
 
 
@@ -102,18 +103,39 @@ def test_fd_closed_form_for_diagonal_gaussians():
     assert frechet_distance_from_stats(1.0, 4.0, -1.0, 9.0) == pytest.approx(4.0 + 1.0)
 
 
-def test_fd_rank_deficient_uses_eps_offset():
+def test_fd_rank_deficient_is_exact():
     x, y = feats(5, 6, 20), feats(6, 9, 20, shift=0.2)  # N < D: singular covariances
     got = frechet_distance(x, y)
     assert np.isfinite(got)
-    assert got == pytest.approx(direct_fd(x, y, eps=1e-6), rel=1e-6)
+    # pytorch-fid's eps offset moves the value by O(sqrt(eps)) per null direction; the exact value
+    # is the limit of the offset formula as the offset vanishes
+    gaps = [abs(got - direct_fd(x, y, eps=e)) for e in (1e-6, 1e-8, 1e-10, 1e-12)]
+    assert gaps == sorted(gaps, reverse=True) and gaps[-1] < 1e-5
     # constant features: zero covariance on both sides, FD reduces to the mean term
     c1, c2 = np.ones((4, 3)), np.full((5, 3), 2.0)
     assert frechet_distance(c1, c2) == pytest.approx(3.0, abs=1e-5)
 
 
+def test_trace_sqrt_product_matches_sqrtm_on_random_covariances():
+    """Parity with pytorch-fid's formula (scipy sqrtm of the product) on non-singular covariances."""
+    rng = np.random.default_rng(11)
+    for d in (1, 2, 7, 64):
+        a, b = rng.standard_normal((3 * d, d)), rng.standard_normal((3 * d, d)) * 3.0
+        s1, s2 = np.cov(a.T).reshape(d, d), np.cov(b.T).reshape(d, d)
+        want = float(np.trace(scipy.linalg.sqrtm(s1 @ s2)).real)
+        assert trace_sqrt_product(s1, s2) == pytest.approx(want, rel=1e-10)
+        assert trace_sqrt_product(s2, s1) == pytest.approx(want, rel=1e-10)
+
+
+def test_fd_extreme_scales_stay_finite():
+    x, y = feats(8, 50, 6), feats(9, 60, 6, shift=0.3)
+    base = frechet_distance(x, y)
+    for scale in (1e-150, 1e15):
+        assert frechet_distance(x * scale, y * scale) == pytest.approx(base * scale**2, rel=1e-8)
+
+
 def test_fd_invalid_covariance_raises():
-    with pytest.raises(InputError, match=r"imaginary"):
+    with pytest.raises(InputError, match=r"sigma1: is not a covariance: negative eigenvalue"):
         frechet_distance_from_stats(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
 
 
