@@ -23,6 +23,7 @@ from .arrays import check_finite_metrics, load_npz
 from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS
 from .errors import AVCLError, ConfigError, UserCodeError
+from .executors import ExecutorOptions
 from .paths import default_out
 from .reporting.commands import add_leaderboard_parser, add_report_parser
 from .reporting.tables import console_table
@@ -56,6 +57,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="neither read nor write the cells' trained weights and split embeddings in the cache "
                         "(AVCL_CACHE); every cell retrains and re-embeds (same numbers)")
+    g = p.add_argument_group("executors", "where cells run (none of this is part of a result's key); "
+                             "see docs/usage.md, 'Running on a cluster'")
+    g.add_argument("--executor", default="local", choices=["local", "ray", "slurm"],
+                   help="local: in this process (default); ray: one Ray task per (model, seed) cell; "
+                        "slurm: a submitit job array, one cell per array task")
+    g.add_argument("--cpus-per-cell", dest="cpus_per_cell", type=int, default=None, metavar="N",
+                   help="CPUs a cell declares (ray, slurm; default: --threads)")
+    g.add_argument("--gpus-per-cell", dest="gpus_per_cell", type=float, default=0.0, metavar="N",
+                   help="GPUs a cell declares (ray: may be fractional; slurm: whole GPUs)")
+    g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDR",
+                   help="an existing Ray cluster (e.g. 'auto'); default: a local Ray instance")
+    g.add_argument("--slurm-partition", dest="slurm_partition", default=None)
+    g.add_argument("--slurm-time", dest="slurm_time", type=int, default=60, metavar="MINUTES",
+                   help="time limit of each array task (default 60)")
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of the table")
 
 
@@ -115,7 +130,22 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
                      out=args.out or default_out(), quick=args.quick, device=args.device,
                      model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
                      task_options=options_task, threads=args.threads, cell_timeout=args.cell_timeout,
-                     cache=getattr(args, "cache", True))
+                     cache=getattr(args, "cache", True), executor=_executor_options(args))
+
+
+def _executor_options(args: argparse.Namespace) -> ExecutorOptions:
+    opts = ExecutorOptions(name=getattr(args, "executor", "local"), cpus_per_cell=getattr(args, "cpus_per_cell", None),
+                           gpus_per_cell=getattr(args, "gpus_per_cell", 0.0),
+                           ray_address=getattr(args, "ray_address", None),
+                           slurm_partition=getattr(args, "slurm_partition", None),
+                           slurm_time=getattr(args, "slurm_time", 60))
+    if opts.cpus_per_cell is not None and opts.cpus_per_cell < 1:
+        raise ConfigError(f"--cpus-per-cell: expected a positive integer, got {opts.cpus_per_cell}")
+    if opts.gpus_per_cell < 0:
+        raise ConfigError(f"--gpus-per-cell: expected a non-negative number, got {opts.gpus_per_cell:g}")
+    if opts.name == "slurm":
+        opts.slurm_folder = (args.out or default_out()) / "slurm"
+    return opts
 
 
 def cmd_run(args: argparse.Namespace) -> int:

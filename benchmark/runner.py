@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import signal
 import sys
@@ -48,6 +49,7 @@ from .cliargs import DEFAULT_THREADS
 from .datasets import DATASETS, load_dataset
 from .embedding import use_cache
 from .errors import CellTimeout, CellTimeoutAbort, CellTimeoutError, ConfigError, ModelError, user_code
+from .executors import ExecutorOptions, run_cells
 from .interface import FitContext, missing_methods
 from .paths import cache_dir, default_out
 from .provenance import provenance, select_device
@@ -91,6 +93,22 @@ class RunConfig:
     cell_timeout: float | None = None
     #: keep trained weights and split embeddings of each cell in the cache and reuse them
     cache: bool = True
+    #: where cells run (``--executor``); not part of any key
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+
+
+@dataclass
+class CellSpec:
+    """One cell to compute, picklable (what :func:`run_cell` gets on a Ray or SLURM worker)."""
+
+    cfg: RunConfig
+    model: str
+    seed: int
+    tasks: tuple[str, ...]
+    keys: dict[str, tuple[str, dict]]
+    cell: str
+    device: str
+    cache_root: str
 
 
 @dataclass
@@ -375,6 +393,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                   "runtime": runtime}
         return config_key(config), config
 
+    remote: list[CellSpec] = []
     for seed in cfg.seeds:
         ctx = EvalContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress,
                           options=dict(cfg.task_options))
@@ -400,7 +419,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                 store.put(rec)
             records += new
 
-        for entry in models:
+        for spec_name, entry in zip(cfg.models, models):
             model_id = {"name": entry.name, "args": entry.args, "source_hash": entry.source_hash}
             todo, keys = [], {}
             for task in tasks:
@@ -415,6 +434,10 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
             if not todo:
                 continue
             cell = cells.cell_key(model_id, {**data_cfg, "code": data_code}, seed, runtime)
+            if cfg.executor.name != "local":
+                remote.append(CellSpec(cfg, spec_name, seed, tuple(t.name for t in todo), keys, cell, device,
+                                       str(cache_dir())))
+                continue
             try:
                 with watchdog.cell() as phase:
                     new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase, cell)
@@ -431,9 +454,48 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                 store.put(rec)
             records += new
             for rec in new:
-                _log(f"[done] {entry.name} / {rec.task} / seed {seed}: "
-                     + ", ".join(f"{k}={v:.4g}" for k, v in list(rec.metrics.items())[:4]))
+                _log_done(rec)
+    if remote:
+        def done(spec: CellSpec, result: list[dict[str, Any]]) -> None:
+            new = [ResultRecord.model_validate(d) for d in result]
+            for rec in new:
+                store.put(rec)
+            records.extend(new)
+            for rec in new:
+                _log_done(rec)
+
+        _log(f"[executor] {len(remote)} cell(s) on {cfg.executor.name}")
+        run_cells(run_cell, remote, done, cfg.executor, cfg.threads)
     return records
+
+
+def _log_done(rec: ResultRecord) -> None:
+    _log(f"[done] {rec.model} / {rec.task} / seed {rec.seed}: "
+         + ", ".join(f"{k}={v:.4g}" for k, v in list(rec.metrics.items())[:4]))
+
+
+def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
+    """Compute one cell from scratch in this process (a Ray task, a SLURM array task): its records as dicts.
+
+    The worker resolves the model, loads the dataset (from the shared cache) and pins its
+    threads to ``--threads`` exactly as a local run does, so the numbers are the same.
+    """
+    os.environ["AVCL_CACHE"] = spec.cache_root
+    cfg = spec.cfg
+    entry = resolve_models([spec.model], cfg.model_args)[0]
+    if cfg.model_name is not None:
+        entry.name, entry.info, entry.registered = cfg.model_name, {**entry.info, "name": cfg.model_name}, False
+    on_main = threading.current_thread() is threading.main_thread()
+    watchdog = Watchdog(cfg.cell_timeout if on_main else None)
+    with thread_limits(cfg.threads):
+        dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
+        ctx = EvalContext(seed=spec.seed, device=spec.device, quick=cfg.quick, progress=cfg.progress,
+                          options=dict(cfg.task_options))
+        tasks = [get_task(t) for t in spec.tasks]
+        with watchdog.cell() as phase:
+            new = _run_cell(cfg, entry, spec.seed, tasks, spec.keys, dataset, dataset.split("test"), ctx,
+                            spec.device, phase, spec.cell)
+    return [rec.model_dump() for rec in new]
 
 
 def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], keys: dict[str, tuple[str, dict]],
