@@ -23,9 +23,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +52,8 @@ from .errors import CellTimeout, CellTimeoutAbort, CellTimeoutError, ConfigError
 from .executors import ExecutorOptions, run_cells
 from .interface import FitContext, missing_methods
 from .paths import cache_dir, default_out
+from .progress import CellProgress, cell_log, cell_log_path
+from .progress import log as _log
 from .provenance import provenance, select_device
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
@@ -146,10 +148,6 @@ def resolve_models(names: list[str], model_args: dict[str, Any]) -> list[ModelEn
             out.append(ModelEntry(name, factory, model_info(name), dict(model_args), source_hash(factory),
                                   registered=True))
     return out
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------ model names
@@ -367,6 +365,7 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
     for entry in models:
         kind = "submission" if cfg.submission is not None else ("builtin" if entry.registered else "external")
         guard_model_name(store, entry.name, kind=kind, identity=entry.source_hash)
+        check_model_args(entry.name, entry.factory, None, entry.args)  # before any compute (again per cell)
     with thread_limits(cfg.threads):
         return _run(cfg, device, tasks, models, store, watchdog)
 
@@ -394,6 +393,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
         return config_key(config), config
 
     remote: list[CellSpec] = []
+    progress = CellProgress(len(cfg.seeds) * len(models))
     for seed in cfg.seeds:
         ctx = EvalContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress,
                           options=dict(cfg.task_options))
@@ -432,39 +432,51 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                 else:
                     todo.append(task)
             if not todo:
+                progress.reused()
                 continue
             cell = cells.cell_key(model_id, {**data_cfg, "code": data_code}, seed, runtime)
             if cfg.executor.name != "local":
                 remote.append(CellSpec(cfg, spec_name, seed, tuple(t.name for t in todo), keys, cell, device,
                                        str(cache_dir())))
                 continue
-            try:
-                with watchdog.cell() as phase:
-                    new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase, cell)
-            except BaseException as e:
-                if not watchdog.fired:
-                    raise
-                what = watchdog.phase.what
-                _log_timeout(cfg.out, entry, seed, float(cfg.cell_timeout or 0), what)
-                raise CellTimeoutError(
-                    f"model '{entry.name}' (seed {seed}) exceeded --cell-timeout {cfg.cell_timeout:g} s in {what}; "
-                    f"nothing of this cell was written (logged in {cfg.out / TIMEOUT_LOG})") from e
-            # the cell's records, together, once all of its tasks succeeded
-            for rec in new:
-                store.put(rec)
-            records += new
-            for rec in new:
-                _log_done(rec)
+            with cell_log(cell_log_path(cfg.out, spec.name, entry.name, seed, cell)):
+                progress.starting(f"{entry.name} / seed {seed}: {', '.join(t.name for t in todo)}")
+                t_cell = time.perf_counter()
+                try:
+                    with watchdog.cell() as phase:
+                        new = _run_cell(cfg, entry, seed, todo, keys, dataset, test, ctx, device, phase, cell)
+                except BaseException as e:
+                    if not watchdog.fired:
+                        raise
+                    what = watchdog.phase.what
+                    _log_timeout(cfg.out, entry, seed, float(cfg.cell_timeout or 0), what)
+                    raise CellTimeoutError(
+                        f"model '{entry.name}' (seed {seed}) exceeded --cell-timeout {cfg.cell_timeout:g} s in "
+                        f"{what}; nothing of this cell was written (logged in {cfg.out / TIMEOUT_LOG})") from e
+                # the cell's records, together, once all of its tasks succeeded
+                for rec in new:
+                    store.put(rec)
+                records += new
+                progress.finished(time.perf_counter() - t_cell)
+                for rec in new:
+                    _log_done(rec)
     if remote:
+        last = [time.perf_counter()]
+
         def done(spec: CellSpec, result: list[dict[str, Any]]) -> None:
             new = [ResultRecord.model_validate(d) for d in result]
             for rec in new:
                 store.put(rec)
             records.extend(new)
+            now = time.perf_counter()
+            progress.finished(now - last[0])  # wall time between completions: the grid's throughput
+            last[0] = now
             for rec in new:
                 _log_done(rec)
+            if progress.done < progress.total:
+                progress.starting(f"waiting for {progress.total - progress.done} cell(s) on {cfg.executor.name}")
 
-        _log(f"[executor] {len(remote)} cell(s) on {cfg.executor.name}")
+        _log(f"[executor] {len(remote)} cell(s) on {cfg.executor.name}; per-cell logs in {cfg.out / 'logs'}")
         run_cells(run_cell, remote, done, cfg.executor, cfg.threads)
     return records
 
@@ -492,9 +504,13 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
         ctx = EvalContext(seed=spec.seed, device=spec.device, quick=cfg.quick, progress=cfg.progress,
                           options=dict(cfg.task_options))
         tasks = [get_task(t) for t in spec.tasks]
-        with watchdog.cell() as phase:
+        log_file = cell_log_path(cfg.out, dataset.spec.name, entry.name, spec.seed, spec.cell)
+        with watchdog.cell() as phase, cell_log(log_file):
+            _log(f"[cell] {entry.name} / seed {spec.seed} on {platform.node()}")
             new = _run_cell(cfg, entry, spec.seed, tasks, spec.keys, dataset, dataset.split("test"), ctx,
                             spec.device, phase, spec.cell)
+            for rec in new:
+                _log_done(rec)
     return [rec.model_dump() for rec in new]
 
 
