@@ -9,6 +9,7 @@ the user's files. ``--debug`` (or ``AVCL_DEBUG=1``) prints the full traceback of
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from avcl_bench._version import __version__
 from avcl_bench.baselines import MODELS, model_info
 from avcl_bench.tasks.registry import TASK_ORDER, TASKS, get_task
 
@@ -107,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run_config_from_args(args: argparse.Namespace) -> Any:
 
 
+    if args.models is not None and not parse_csv(args.models):
+        raise ConfigError(f"--models: no model name in '{args.models}'")
+    if args.tasks is not None and not parse_csv(args.tasks):
+        raise ConfigError(f"--tasks: no task name in '{args.tasks}'")
     models = parse_csv(args.models) or [m for m in DEFAULT_MODELS if m in MODELS]
     if models == ["all"]:
         models = list(MODELS)
@@ -223,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     debug = "--debug" in argv[:cut] or os.environ.get("AVCL_DEBUG", "") not in ("", "0")
     argv = [a for i, a in enumerate(argv) if not (a == "--debug" and i < cut)]
+    if argv and argv[0] == "--version":
+        print(f"avcl-bench {__version__}")
+        return 0
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        print(f"error: unknown command '{argv[0]}'{hint} (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
     parser = build_parser()

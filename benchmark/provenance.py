@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -10,6 +11,7 @@ import numpy as np
 
 from avcl_bench._version import __version__
 
+from .errors import ConfigError
 from .paths import suite_checkout
 
 
@@ -63,10 +65,24 @@ def checkout_stamp() -> dict[str, object]:
     return {} if commit is None else {"git_commit": commit[0], "git_dirty": commit[1]}
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
 def select_device(requested: str = "auto") -> str:
-    """``auto`` picks CUDA when available, then Apple MPS, else CPU."""
+    """``auto`` picks CUDA when available, then Apple MPS, else CPU; an explicit device must exist."""
     import torch
 
+    if not DEVICE_PATTERN.fullmatch(requested):
+        raise ConfigError(f"--device: unknown device '{requested}' (choose auto, cpu, cuda, cuda:N or mps)")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {requested}: CUDA is not available on this machine")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                   and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps: Apple MPS is not available on this machine")
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
