@@ -18,3 +18,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (set AVCL_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$AVCL_CACHE`` for the test and no ``AVCL_DEBUG`` from the caller's shell."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AVCL_CACHE", str(cache))
+    monkeypatch.delenv("AVCL_DEBUG", raising=False)
+    return cache
+

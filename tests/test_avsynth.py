@@ -11,9 +11,7 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 TINY = AVSynthConfig(n_train=20, n_val=10, n_test=10)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def test_shapes_and_fields():

@@ -24,10 +24,7 @@ INFONCE_ARGS = {"epochs": 2, "quick_epochs": 2}
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("AVCL_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _cfg(out, **kw):

@@ -48,9 +48,7 @@ SEED = 0
 '''
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def test_hash_is_relative_to_its_root_and_content_sensitive(tmp_path):

@@ -100,10 +100,7 @@ class random(Base):  # a built-in model's name
 '''
 
 
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("AVCL_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture

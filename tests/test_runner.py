@@ -12,9 +12,7 @@ from avcl_bench.benchmark.store import ResultStore, atomic_write_text, config_ke
 TINY = {"n_train": "30", "n_val": "10", "n_test": "20"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _cfg(out, **kw):

@@ -17,9 +17,7 @@ from avcl_bench.tasks.registry import TASKS, get_task
 TINY = ["--option", "n_train=30", "--option", "n_val=10"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def _run(out, *extra):

@@ -54,10 +54,7 @@ EXC = {"RaiseInit": "ValueError: dim must be positive, got -4", "RaiseFit": "Run
        "RaiseEmbed": "KeyError: 'missing'"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("AVCL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("AVCL_DEBUG", raising=False)
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture
