@@ -18,10 +18,8 @@ from .leaderboard import format_leaderboard, leaderboard, leaderboard_json
 from .records import load_records
 from .report import FORMATS, write_report
 
-__all__ = ["DEFAULT_SURVEYED_DIR", "add_leaderboard_parser", "add_report_parser", "run_leaderboard", "run_report"]
+__all__ = ["add_leaderboard_parser", "add_report_parser", "run_leaderboard", "run_report"]
 
-#: the suite's Table 1 folder (package data; ``$AVCL_SURVEYED_DIR`` replaces it)
-DEFAULT_SURVEYED_DIR = surveyed_dir()
 
 
 def _load_nonempty(results: str) -> list[ResultRecord]:
@@ -41,11 +39,11 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     """``report``: write the report file and print its path on stdout."""
     records = _load_nonempty(args.results)
-    surveyed_dir = Path(args.surveyed_dir) if args.surveyed_dir is not None else DEFAULT_SURVEYED_DIR
-    if not (surveyed_dir / LONG_FILE).is_file():
-        raise InputError(surveyed_dir / LONG_FILE, None,
-                         "surveyed Table 1 not found (pass --surveyed-dir DIR holding it)")
-    surveyed = load_table1_long(surveyed_dir)
+    # resolved per call, so $AVCL_SURVEYED_DIR set after import is honoured
+    folder = Path(args.surveyed_dir) if args.surveyed_dir is not None else surveyed_dir()
+    if not (folder / LONG_FILE).is_file():
+        raise InputError(folder / LONG_FILE, None, "surveyed Table 1 not found (pass --surveyed-dir DIR holding it)")
+    surveyed = load_table1_long(folder)
     out = write_report(records, surveyed, args.format, args.out, latest=args.latest)
     sys.stdout.write(f"{out}\n")
     return 0
@@ -83,7 +81,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--format", required=True, choices=FORMATS, help="report format")
     p.add_argument("--out", required=True, metavar="FILE", help="file to write")
     p.add_argument("--surveyed-dir", default=None, metavar="DIR",
-                   help=f"folder with {LONG_FILE} (default: {DEFAULT_SURVEYED_DIR})")
+                   help=f"folder with {LONG_FILE} (default: $AVCL_SURVEYED_DIR, else the suite's own Table 1)")
     _add_latest(p)
     p.set_defaults(func=run_report)
     return p

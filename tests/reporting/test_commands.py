@@ -62,10 +62,10 @@ def test_report_errors(results_dir: Path, tmp_path: Path) -> None:
 
 
 def test_report_default_surveyed_dir(results_dir: Path, tmp_path: Path) -> None:
-    from avcl_bench.benchmark.reporting.commands import DEFAULT_SURVEYED_DIR
+    from avcl_bench.benchmark.surveyed import surveyed_dir
 
-    if not (DEFAULT_SURVEYED_DIR / "table1_long.csv").is_file():
-        pytest.skip(f"{DEFAULT_SURVEYED_DIR}/table1_long.csv is absent")
+    if not (surveyed_dir() / "table1_long.csv").is_file():
+        pytest.skip(f"{surveyed_dir()}/table1_long.csv is absent")
     out = tmp_path / "r.md"
     assert _run(["report", "--results", str(results_dir), "--format", "md", "--out", str(out)]) == 0
     assert "Surveyed Table 1 rows (retrieval; mAP)" in out.read_text(encoding="utf-8")
