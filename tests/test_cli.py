@@ -52,7 +52,7 @@ def test_score_unpaired_gallery_has_no_recall(npz):
     pred = npz("pred.npz", audio=rng.normal(size=(10, 4)), visual=rng.normal(size=(7, 4)))
     ref = npz("ref.npz", audio_labels=np.arange(10) % 2, visual_labels=np.arange(7) % 2)
     out = json.loads(cli("score", "retrieval", "--pred", str(pred), "--ref", str(ref), "--json").stdout)
-    assert set(out["metrics"]) == {"mAP", "mAP_a2v", "mAP_v2a"}
+    assert set(out["metrics"]) == {"mAP", "mAP_a2v", "mAP_v2a", "mAP_macro", "mAP_macro_a2v", "mAP_macro_v2a"}
 
 
 BAD_CASES = {

@@ -19,6 +19,14 @@ that have at least one relevant gallery item; queries whose class is absent from
 gallery are left out (an input where no query has any relevant item raises
 :class:`~benchmark.errors.InputError`). ``mAP`` is the mean of ``mAP_a2v`` and ``mAP_v2a``.
 
+Two averagings of the per-query APs are reported, as published VEGAS/AVE retrieval code uses
+both: ``mAP_<dir>`` is the *micro* average (mean over queries, so large classes weigh more)
+and ``mAP_macro_<dir>`` the *macro* average: for every query class ``c`` that has at least
+one scored query, the mean AP of the class-``c`` queries, then the unweighted mean over
+those classes. A class without queries, or whose queries all lack a relevant gallery item,
+is left out of the macro mean. ``mAP_macro`` is the mean of ``mAP_macro_a2v`` and
+``mAP_macro_v2a``. With equally many queries per class both averagings coincide.
+
 When the two sides are *paired* (item ``i`` of audio and item ``i`` of visual come from the
 same clip), the rank of a query's own pair is, with the same pessimistic ties,
 ``#{gallery j : s_j >= s_own}`` (1-based). ``R@K`` is the share of queries whose pair has
@@ -77,6 +85,14 @@ METRICS: dict[str, MetricSpec] = {
     **{
         f"mAP_{d}": MetricSpec(f"mAP_{d}", True, f"mean average precision of {d} queries, class-level relevance, pessimistic ties",
                               unit="fraction", lower=0.0, upper=1.0)
+        for d in DIRECTIONS
+    },
+    "mAP_macro": MetricSpec("mAP_macro", True, "mean of mAP_macro_a2v and mAP_macro_v2a", unit="fraction",
+                            lower=0.0, upper=1.0),
+    **{
+        f"mAP_macro_{d}": MetricSpec(f"mAP_macro_{d}", True,
+                                     f"mean over query classes of the mean AP of that class's {d} queries",
+                                     unit="fraction", lower=0.0, upper=1.0)
         for d in DIRECTIONS
     },
     **{
@@ -272,6 +288,21 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray, *, source: str =
     return out
 
 
+def macro_mean(ap: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over classes of the mean of ``ap`` within each class (NaN entries left out).
+
+    ``ap`` (N,) per-query APs (NaN for queries without a relevant item), ``labels`` (N,)
+    their classes. A class whose entries are all NaN is left out; NaN when none is left.
+    """
+    ok = ~np.isnan(ap)
+    if not ok.any():
+        return float("nan")
+    _, inverse = np.unique(labels[ok], return_inverse=True)
+    sums = np.bincount(inverse, weights=ap[ok])
+    counts = np.bincount(inverse)
+    return float(np.mean(sums / counts))
+
+
 def pair_ranks(scores: np.ndarray, *, source: str = "input") -> np.ndarray:
     """1-based rank of ``scores[i, i]`` in row ``i`` with pessimistic ties.
 
@@ -310,7 +341,8 @@ def retrieval_metrics(
     ``source`` names the embeddings' file in error messages, ``ref_source`` the labels' (default
     ``source``).
 
-    Returns plain floats keyed by ``mAP_a2v``, ``mAP_v2a``, ``mAP`` (+ the paired keys).
+    Returns plain floats keyed by ``mAP_a2v``, ``mAP_v2a``, ``mAP`` (micro averages),
+    ``mAP_macro_a2v``, ``mAP_macro_v2a``, ``mAP_macro`` (macro averages) and the paired keys.
     """
     ref_source = source if ref_source is None else ref_source
     a, v = _check_embeddings(audio, visual, source)
@@ -326,6 +358,7 @@ def retrieval_metrics(
     a_unit, v_unit = _unit_rows(a, source, "audio"), _unit_rows(v, source, "visual")
 
     out: dict[str, float] = {}
+    macro: dict[str, float] = {}
     recall: dict[str, float] = {}
     for direction, q, lq, g, lg in (("a2v", a_unit, la, v_unit, lv), ("v2a", v_unit, lv, a_unit, la)):
         ap, ranks = _direction(q, lq, g, lg, paired=bool(paired), block_size=block_size, device=dev)
@@ -334,10 +367,12 @@ def retrieval_metrics(
                 ref_source, "audio_labels/visual_labels", "no audio and visual item share a class label, so mAP is undefined"
             )
         out[f"mAP_{direction}"] = float(np.nanmean(ap))
+        macro[f"mAP_macro_{direction}"] = macro_mean(ap, lq)
         if ranks is not None:
             for k in RECALL_KS:
                 recall[f"R@{k}_{direction}"] = float(np.mean(ranks <= k))
             recall[f"MedR_{direction}"] = float(np.median(ranks))
     out["mAP"] = (out["mAP_a2v"] + out["mAP_v2a"]) / 2
-    return {**out, **recall}
+    macro["mAP_macro"] = (macro["mAP_macro_a2v"] + macro["mAP_macro_v2a"]) / 2
+    return {**out, **macro, **recall}
 

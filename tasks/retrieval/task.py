@@ -37,13 +37,14 @@ PROTOCOL = (
     "Protocol (frozen embeddings, no head): embed the test split with the model's ``embed_audio`` / "
     "``embed_visual``, rank the other modality's items by cosine similarity in both directions, "
     "class-level relevance (same clip label), as the survey's VEGAS/AVE rows. Paired galleries (item i of "
-    "audio pairs with item i of visual) add R@K and MedR."
+    "audio pairs with item i of visual) add R@K and MedR. mAP is the micro average (mean over queries); "
+    "mAP_macro the macro average (mean over query classes of the mean AP of the class's queries)."
 )
 
 
 class RetrievalTask(Task):
     name = "retrieval"
-    version = "1"
+    version = "2"  # 2: mAP_macro, mAP_macro_a2v, mAP_macro_v2a added
     metadata = TaskMetadata(
         name="retrieval",
         main_score="mAP",

@@ -22,7 +22,7 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.retrieval.metrics import METRICS, average_precision, pair_ranks, retrieval_metrics
 
 PAIRED_KEYS = {f"R@{k}_{d}" for d in ("a2v", "v2a") for k in (1, 5, 10)} | {"MedR_a2v", "MedR_v2a"}
-MAP_KEYS = {"mAP_a2v", "mAP_v2a", "mAP"}
+MAP_KEYS = {"mAP_a2v", "mAP_v2a", "mAP", "mAP_macro_a2v", "mAP_macro_v2a", "mAP_macro"}
 
 
 # ----------------------------------------------------------------------------- references
@@ -47,16 +47,29 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
 
 
+def brute_macro(ap: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over classes (with at least one scored query) of the mean AP of the class's queries."""
+    per_class = []
+    for c in sorted(set(labels.tolist())):
+        vals = [ap[i] for i in range(len(ap)) if labels[i] == c and not np.isnan(ap[i])]
+        if vals:
+            per_class.append(sum(vals) / len(vals))
+    return sum(per_class) / len(per_class)
+
+
 def brute_metrics(a, v, la, lv, paired: bool) -> dict[str, float]:
     out = {}
     for d, s, lq, lg in (("a2v", cosine(a, v), la, lv), ("v2a", cosine(v, a), lv, la)):
-        out[f"mAP_{d}"] = float(np.nanmean(brute_ap(s, lq[:, None] == lg[None, :])))
+        ap = brute_ap(s, lq[:, None] == lg[None, :])
+        out[f"mAP_{d}"] = float(np.nanmean(ap))
+        out[f"mAP_macro_{d}"] = brute_macro(ap, lq)
         if paired:
             ranks = brute_ranks(s)
             for k in (1, 5, 10):
                 out[f"R@{k}_{d}"] = float(np.mean(ranks <= k))
             out[f"MedR_{d}"] = float(np.median(ranks))
     out["mAP"] = (out["mAP_a2v"] + out["mAP_v2a"]) / 2
+    out["mAP_macro"] = (out["mAP_macro_a2v"] + out["mAP_macro_v2a"]) / 2
     return out
 
 
@@ -348,3 +361,68 @@ def test_label_problems_are_blamed_on_ref_source():
                           ref_source="ref.npz")
     with pytest.raises(InputError, match=r"^ref.npz: visual_labels: expected an integer array"):
         retrieval_metrics(a, v, np.zeros(4, int), np.zeros(4, "m8[s]"), source="pred.npz", ref_source="ref.npz")
+
+
+# ----------------------------------------------------------------------------- macro averaging
+def sklearn_macro(a, v, la, lv) -> dict[str, float]:
+    """Per-query sklearn ``average_precision_score``, grouped by query class (no ties assumed)."""
+    out = {}
+    for d, s, lq, lg in (("a2v", cosine(a, v), la, lv), ("v2a", cosine(v, a), lv, la)):
+        by_class: dict[int, list[float]] = {}
+        for i in range(len(s)):
+            rel = lg == lq[i]
+            if rel.any():
+                by_class.setdefault(int(lq[i]), []).append(average_precision_score(rel, s[i]))
+        out[f"mAP_macro_{d}"] = float(np.mean([np.mean(v_) for v_ in by_class.values()]))
+        out[f"mAP_{d}"] = float(np.mean([x for v_ in by_class.values() for x in v_]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_macro_matches_sklearn_per_query_loop_grouped_by_class(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, m = 47, 39
+    la = rng.choice(5, n, p=[0.5, 0.2, 0.15, 0.1, 0.05])  # unbalanced: micro and macro differ
+    lv = rng.integers(0, 5, m)
+    a, v = rng.standard_normal((n, 6)), rng.standard_normal((m, 6))
+    got = retrieval_metrics(a, v, la, lv)
+    want = sklearn_macro(a, v, la, lv)
+    for k, x in want.items():
+        assert got[k] == pytest.approx(x, abs=1e-12), k
+    assert got["mAP_macro"] == pytest.approx((want["mAP_macro_a2v"] + want["mAP_macro_v2a"]) / 2, abs=1e-12)
+    assert got["mAP_macro_a2v"] != pytest.approx(got["mAP_a2v"], abs=1e-6)
+
+
+def test_macro_empty_class_single_item_and_ties():
+    # audio class 9 has no visual item (its queries are left out of both averages); visual
+    # class 7 has a single item, and no audio query (left out of v2a's macro mean)
+    rng = np.random.default_rng(5)
+    la = np.array([0, 0, 0, 0, 1, 9, 9])
+    lv = np.array([0, 1, 1, 7, 0, 1])
+    a, v = exact_embeddings(rng, len(la)), exact_embeddings(rng, len(lv))
+    got = retrieval_metrics(a, v, la, lv)
+    want = brute_metrics(a, v, la, lv, paired=False)
+    assert_metrics_close(got, want)
+    # by hand from the brute-force per-query APs: class 0 has 4 queries, class 1 one
+    ap = brute_ap(cosine(a, v), la[:, None] == lv[None, :])
+    assert np.isnan(ap[5:]).all()
+    assert got["mAP_macro_a2v"] == pytest.approx((np.mean(ap[:4]) + ap[4]) / 2, abs=1e-12)
+    # a single item per side: every average is 1
+    one = retrieval_metrics([[1.0, 0.0]], [[0.5, 0.5]], [4], [4])
+    assert one["mAP_macro"] == one["mAP_macro_a2v"] == one["mAP_macro_v2a"] == 1.0
+
+
+def test_macro_equals_micro_on_balanced_queries_and_is_label_permutation_invariant():
+    rng = np.random.default_rng(6)
+    labels = np.repeat(np.arange(4), 6)
+    a, v = rng.standard_normal((24, 5)), rng.standard_normal((24, 5))
+    got = retrieval_metrics(a, v, labels, labels)
+    assert got["mAP_macro_a2v"] == pytest.approx(got["mAP_a2v"], abs=1e-12)
+    renamed = np.array([30, 2, 17, 5])[labels]
+    again = retrieval_metrics(a, v, renamed, renamed)
+    assert again["mAP_macro"] == pytest.approx(got["mAP_macro"], abs=1e-15)
+
+
+def test_macro_mean_helper_all_nan_and_grouping():
+    assert np.isnan(rm.macro_mean(np.array([np.nan, np.nan]), np.array([0, 1])))
+    assert rm.macro_mean(np.array([1.0, 0.0, 0.5, np.nan]), np.array([3, 3, 8, 8])) == pytest.approx(0.5)
