@@ -23,20 +23,57 @@ Summaries (:func:`localization_metrics`, or :func:`summarize_ciou` on per-sample
 
 Deliberate differences from the LVS script, for edge cases only:
 
-* Ties at the maximum. The script sets kept pixels to 1 and then zeroes the pixels ``< 1``,
-  so when more than half of the (normalized) pixels equal the maximum they are all kept; a
-  constant heatmap then selects the whole image. Here the strict rule of step 2 holds
-  everywhere: a constant heatmap keeps no pixel and scores ``cIoU_n = 0``, so a model cannot
-  gain from emitting flat maps.
+* Ties at the maximum (``ties="strict"``, the default). The script sets kept pixels to 1 and
+  then zeroes the pixels ``< 1``, so when more than half of the (normalized) pixels equal the
+  maximum they are all kept; a constant heatmap then selects the whole image. Here the strict
+  rule of step 2 holds everywhere: a constant heatmap keeps no pixel and scores ``cIoU_n = 0``,
+  so a model cannot gain from emitting flat maps. ``ties="official"`` reproduces the script
+  instead (:func:`official_keep`): ``v = -heatmap``, min-max normalized unless it is constant,
+  ``p = 1 - v``, ``t`` the element ``floor(P / 2)`` of ``p`` sorted ascending, and a pixel is
+  kept when ``p > t`` or ``p >= 1``. Tied maxima are then all kept, and a constant heatmap
+  keeps every pixel when its value is ``>= 0`` (``p = 1 + value``) and none when it is ``< 0``.
 * Empty ground truth. ``cIoU_n`` is undefined when ``sum(g) == 0`` (the script gives 0, or
   NaN when nothing is kept either). By default such a sample is refused with an
   :class:`~benchmark.errors.InputError` naming it; ``empty_mask="zero"`` scores it 0 as the
   script does. (The public VGG-SS annotation has such samples, e.g. a single zero-height box.)
 
+Negative audio (SLAVC, Mo & Morgado 2022; :func:`slavc_metrics`). cIoU and AUC only look at
+clips whose sound source is in the image, so a model that lights up the image whatever it
+hears is not penalised. The SLAVC protocol adds *negatives*, images paired with audio whose
+source is not in them, and scores a detection decision: every item (positive or negative)
+gets a confidence, the mean of the top ``ceil(P / 4)`` values of its heatmap at the mask's
+size (:func:`confidence_per_sample`; SLAVC's ``np.sort(scores)[-n//4:].mean()``, on heatmaps
+their script maps affinely to ``[0, 1]``, which does not change the ranking). At a confidence
+threshold ``c`` an item is *detected* when its confidence is ``>= c``; a detected positive
+with ``cIoU_n >= 0.5`` is a true positive, a detected positive with ``cIoU_n < 0.5`` and a
+detected negative are false positives, an undetected positive is a false negative (an
+undetected negative counts nowhere). ``precision = TP / (TP + FP)`` (1 when nothing is
+detected), ``recall = TP / (TP + FN)`` (1 when ``TP + FN = 0``), as SLAVC's
+``calc_precision_recall``. Reported:
+
+* ``precision``: the precision when every item is detected (SLAVC's ``Precision`` at
+  threshold ``-1000``): the share of all items that are positives localized with
+  ``cIoU_n >= 0.5``. On positives only it equals ``cIoU``.
+* ``AP``: the area under the interpolated precision-recall curve over every threshold
+  ``c`` in the set of confidences, from recall 0 to the recall of the lowest threshold
+  (which is 1): ``sum_k (r_k - r_(k-1)) * max_(j >= k) p_j`` over the thresholds in
+  decreasing order, ``r_0 = 0``.
+* ``max_F1``: the largest ``2 p r / (p + r)`` (0 when ``p + r = 0``) over the same thresholds.
+
+Where this differs from SLAVC's script (``utils.EvaluatorFull``): the script samples every
+``floor(N / 200)``-th sorted confidence as a threshold, skips the largest, weights each recall
+step with the interpolated precision of its *lower* end and starts at the recall of the first
+sampled threshold instead of 0 (so a perfect detector scores below 1, and a one-item set 0);
+its F1 is printed at about 10 decile thresholds. Here every confidence is a threshold, the
+area starts at recall 0 and uses the standard (upper-end) interpolation. With no positive
+item every detection is a false positive: ``AP = max_F1 = precision = 0``.
+
 References: H. Chen et al., "Localizing Visual Sounds the Hard Way", CVPR 2021, and its
 evaluation code (github.com/hche11/Localizing-Visual-Sounds-the-Hard-Way, ``test.py``,
 ``utils.py``); A. Senocak et al., "Learning to Localize Sound Source in Visual Scenes",
-CVPR 2018 (the consensus ground truth of Flickr-SoundNet).
+CVPR 2018 (the consensus ground truth of Flickr-SoundNet); S. Mo and P. Morgado, "A Closer
+Look at Weakly-Supervised Audio-Visual Source Localization", NeurIPS 2022, and its evaluation
+code (github.com/stoneMo/SLAVC, ``utils.py``, ``test.py``).
 """
 from __future__ import annotations
 
@@ -53,10 +90,15 @@ from avcl_bench.tasks.base import MetricSpec
 __all__ = [
     "AUC_THRESHOLDS",
     "METRICS",
+    "SLAVC_METRICS",
+    "TIE_RULES",
     "box_mask",
     "ciou_per_sample",
+    "confidence_per_sample",
     "consensus_map",
     "localization_metrics",
+    "official_keep",
+    "slavc_metrics",
     "summarize_ciou",
 ]
 
@@ -78,6 +120,23 @@ METRICS: dict[str, MetricSpec] = {
     ),
     "mean_cIoU": MetricSpec("mean_cIoU", True, "mean per-sample consensus IoU", unit="fraction", lower=0.0, upper=1.0),
 }
+#: metrics of positives + negatives (SLAVC protocol, :func:`slavc_metrics`)
+SLAVC_METRICS: dict[str, MetricSpec] = {
+    "AP": MetricSpec(
+        "AP", True, "SLAVC: area under the interpolated precision-recall curve of the heatmap confidence on "
+        "positives + negative audio (true positive: confident and cIoU >= 0.5)", unit="fraction", lower=0.0, upper=1.0,
+    ),
+    "max_F1": MetricSpec(
+        "max_F1", True, "SLAVC: best F1 over confidence thresholds on positives + negative audio",
+        unit="fraction", lower=0.0, upper=1.0,
+    ),
+    "precision": MetricSpec(
+        "precision", True, "SLAVC: share of all items (positives + negative audio) that are positives with "
+        "cIoU >= 0.5 (precision when every item is detected)", unit="fraction", lower=0.0, upper=1.0,
+    ),
+}
+#: the binarization rules of ``ties`` (see the module docstring)
+TIE_RULES = ("strict", "official")
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -239,11 +298,48 @@ def _resize_bilinear(heatmaps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
+def official_keep(flat: np.ndarray) -> np.ndarray:
+    """Kept pixels of ``(B, P)`` heatmaps by the LVS script's rule, operation for operation.
+
+    ``test.py`` of LVS: ``v = normalize_img(-h)`` (min-max to ``[0, 1]``, left as is when the
+    map is constant), ``pred = 1 - v``, ``t = np.sort(pred)[int(P / 2)]``, ``pred[pred > t] = 1``,
+    ``pred[pred < 1] = 0``, then ``cal_CIOU`` keeps ``pred >= 0.5``: the pixels with ``pred > t``
+    or ``pred >= 1`` (every pixel tied at the maximum, even when that is more than half).
+    """
+    v = -flat
+    vmin, vmax = v.min(axis=1, keepdims=True), v.max(axis=1, keepdims=True)
+    span = vmax - vmin
+    flat_map = span == 0
+    norm = np.where(flat_map, v, (v - vmin) / np.where(flat_map, 1.0, span))
+    pred = 1.0 - norm
+    k = int(pred.shape[1] / 2)
+    threshold = np.partition(pred, k, axis=1)[:, k : k + 1]
+    return (pred > threshold) | (pred >= 1.0)
+
+
+def _strict_keep(flat: np.ndarray) -> np.ndarray:
+    """Pixels strictly above the element ``floor(P / 2)`` of the ascending sort (step 2)."""
+    k = flat.shape[1] // 2
+    threshold = np.partition(flat, k, axis=1)[:, k]
+    return flat > threshold[:, None]
+
+
+#: ``ties`` rule -> ``(B, P)`` heatmaps -> ``(B, P)`` kept pixels
+_KEEP_RULES = {"strict": _strict_keep, "official": official_keep}
+
+
+def _check_ties(ties: object, source: str) -> str:
+    if ties not in _KEEP_RULES:
+        raise InputError(source, "ties", f"expected one of {', '.join(TIE_RULES)}, got {ties!r}")
+    return str(ties)
+
+
 def ciou_per_sample(
     heatmaps: object,
     masks: object,
     *,
     empty_mask: str = "raise",
+    ties: str = "strict",
     source: str = "input",
     ref_source: str | None = None,
 ) -> np.ndarray:
@@ -255,6 +351,9 @@ def ciou_per_sample(
         masks: ``(N, H, W)`` ground-truth maps with values in ``[0, 1]``.
         empty_mask: ``"raise"`` (default) refuses a mask with no positive pixel, ``"zero"``
             scores it 0 as the LVS script does.
+        ties: ``"strict"`` (default) keeps the pixels strictly above the median element;
+            ``"official"`` reproduces the LVS script (:func:`official_keep`), which also keeps
+            every pixel tied at the maximum.
         source: name of the file / producer, used in error messages.
         ref_source: name of the masks' file (default ``source``).
 
@@ -267,6 +366,7 @@ def ciou_per_sample(
     ref_source = source if ref_source is None else ref_source
     if empty_mask not in ("raise", "zero"):
         raise InputError(source, "empty_mask", f"expected 'raise' or 'zero', got {empty_mask!r}")
+    keep = _KEEP_RULES[_check_ties(ties, source)]
     check_memory(heatmaps, masks, source, ref_source)
     hm = check_array(heatmaps, source, "heatmaps", ndim=3, kind="float")
     gt = check_array(masks, ref_source, "masks", ndim=3, kind="float", allow_bool=True)
@@ -295,9 +395,7 @@ def ciou_per_sample(
         hm_chunk = hm[sl] if hm.shape[1:] == size else _resize_bilinear(hm[sl], size)
         flat = hm_chunk.reshape(len(hm_chunk), -1)
         g = gt[sl].reshape(len(flat), -1)
-        k = flat.shape[1] // 2
-        threshold = np.partition(flat, k, axis=1)[:, k]  # element k of the ascending sort
-        b = flat > threshold[:, None]
+        b = keep(flat)
         inter = (b * g).sum(axis=1)
         false_pos = (b & (g == 0)).sum(axis=1)
         denom = mass[sl] + false_pos
@@ -311,6 +409,7 @@ def localization_metrics(
     masks: object,
     *,
     empty_mask: str = "raise",
+    ties: str = "strict",
     source: str = "input",
     ref_source: str | None = None,
 ) -> dict[str, float]:
@@ -318,7 +417,7 @@ def localization_metrics(
 
     Arguments as :func:`ciou_per_sample`. Returns Python floats in ``[0, 1]``.
     """
-    ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, source=source, ref_source=ref_source)
+    ciou = ciou_per_sample(heatmaps, masks, empty_mask=empty_mask, ties=ties, source=source, ref_source=ref_source)
     return summarize_ciou(ciou, source=source)
 
 
@@ -342,3 +441,79 @@ def summarize_ciou(ciou: object, *, source: str = "input") -> dict[str, float]:
         "AUC": float(np.trapezoid(success, AUC_THRESHOLDS)),
         "mean_cIoU": float(np.mean(c)),
     }
+
+
+# --------------------------------------------------------------------------- negatives (SLAVC)
+def confidence_per_sample(heatmaps: object, size: tuple[int, int] | None = None, *, source: str = "input",
+                          field: str = "heatmaps") -> np.ndarray:
+    """SLAVC confidence of every heatmap: the mean of its top ``ceil(P / 4)`` pixel values.
+
+    Args:
+        heatmaps: ``(N, h, w)`` real heatmaps.
+        size: ``(H, W)`` the maps are first resized to (bilinear, as for cIoU: the masks'
+            size); ``None`` keeps their own size.
+        source: name of the file / producer, used in error messages.
+        field: name of the array in error messages (``neg_heatmaps`` for negatives).
+
+    Returns:
+        ``(N,)`` float64 confidences. ``P = H * W``; SLAVC's ``np.sort(s)[-n//4:].mean()``
+        takes ``ceil(n / 4)`` values because ``-n//4`` rounds towards minus infinity.
+    """
+    hm = check_array(heatmaps, source, field, ndim=3, kind="float")
+    if hm.shape[1] < 1 or hm.shape[2] < 1:
+        raise InputError(source, field, f"maps must be at least 1x1, got shape {hm.shape}")
+    out_size = (hm.shape[1], hm.shape[2]) if size is None else _check_size(size, source)
+    pixels = out_size[0] * out_size[1]
+    rows = _chunk_rows(pixels)
+    check_work_bytes(source, field, float(_BYTES_PER_PIXEL) * pixels * min(rows, len(hm)),
+                     f"the confidence of heatmaps {hm.shape} at size {out_size}")
+    top = (pixels + 3) // 4
+    conf = np.zeros(len(hm))
+    for start in range(0, len(hm), rows):
+        chunk = hm[start : start + rows]
+        flat = (chunk if chunk.shape[1:] == out_size else _resize_bilinear(chunk, out_size)).reshape(len(chunk), -1)
+        conf[start : start + rows] = np.partition(flat, pixels - top, axis=1)[:, pixels - top :].mean(axis=1)
+    return conf
+
+
+def slavc_metrics(ciou: object, confidence: object, neg_confidence: object, *,
+                  source: str = "input") -> dict[str, float]:
+    """``AP``, ``max_F1`` and ``precision`` of positives + negatives (SLAVC; module docstring).
+
+    Args:
+        ciou: ``(N,)`` cIoU of the positives in ``[0, 1]`` (:func:`ciou_per_sample`).
+        confidence: ``(N,)`` confidence of the positives (:func:`confidence_per_sample`).
+        neg_confidence: ``(M,)`` confidence of the negatives (``M`` may be 0; ``N`` too, but
+            not both).
+        source: name of the file / producer, used in error messages.
+
+    Returns:
+        Python floats in ``[0, 1]``.
+    """
+    c = check_array(ciou, source, "ciou", ndim=1, kind="float", min_len=0)
+    pos = check_array(confidence, source, "confidence", ndim=1, kind="float", min_len=0)
+    neg = check_array(neg_confidence, source, "neg_confidence", ndim=1, kind="float", min_len=0)
+    check_same_len(source, ciou=c, confidence=pos)
+    if ((c < 0) | (c > 1)).any():
+        i = int(np.flatnonzero((c < 0) | (c > 1))[0])
+        raise InputError(source, "ciou", f"values must lie in [0, 1], got {c[i]} at index {i}")
+    if len(c) + len(neg) == 0:
+        raise InputError(source, "confidence", "no item to score (no positive and no negative)")
+    conf = np.concatenate([pos, neg])
+    positive = np.concatenate([np.ones(len(c), dtype=bool), np.zeros(len(neg), dtype=bool)])
+    hit = np.concatenate([c >= CIOU_THRESHOLD, np.zeros(len(neg), dtype=bool)])
+    order = np.argsort(-conf, kind="stable")
+    conf, positive, hit = conf[order], positive[order], hit[order]
+    # one threshold per distinct confidence: the items detected are a prefix of the sorted order
+    last = np.flatnonzero(np.append(conf[1:] != conf[:-1], True))  # last index of each tie group
+    detected = last + 1
+    tp = np.cumsum(hit)[last].astype(np.float64)
+    fn = len(c) - np.cumsum(positive)[last]
+    precision = tp / detected  # every threshold detects at least one item
+    found = tp + fn
+    recall = np.divide(tp, found, out=np.ones(len(tp)), where=found > 0)
+    interpolated = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
+    ap = float(np.sum(np.diff(recall, prepend=0.0) * interpolated))
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(tp)), where=denom > 0)
+    return {"AP": ap, "max_F1": float(f1.max()), "precision": float(hit.sum() / len(conf))}

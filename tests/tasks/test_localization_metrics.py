@@ -430,3 +430,244 @@ def test_memory_limit_and_mask_blame(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AVCL_MAX_METRIC_BYTES", "100")
     with pytest.raises(InputError, match=r"^ref.npz: masks: scoring heatmaps.*AVCL_MAX_METRIC_BYTES"):
         localization_metrics(heat, masks, source="pred.npz", ref_source="ref.npz")
+
+
+# ----------------------------------------------------------------------------- ties=official (LVS script)
+def lvs_script_keep(heatmap: np.ndarray) -> np.ndarray:
+    """The LVS ``test.py`` binarization, line by line (``normalize_img``, ``1 - ...``, sort, set, zero, >= 0.5)."""
+    value = -heatmap.copy()
+    vmin, vmax = value.min(), value.max()
+    if not (vmax - vmin) == 0:
+        value = (value - vmin) / (vmax - vmin)
+    pred = 1 - value
+    threshold = np.sort(pred.flatten())[int(pred.shape[0] * pred.shape[1] / 2)]
+    pred[pred > threshold] = 1
+    pred[pred < 1] = 0
+    infer_map = np.zeros(heatmap.shape)
+    infer_map[pred >= 0.5] = 1  # cal_CIOU(pred, gt_map, 0.5)
+    return infer_map
+
+
+def lvs_script_ciou(heatmap: np.ndarray, gt_map: np.ndarray) -> float:
+    infer_map = lvs_script_keep(heatmap)
+    return float(np.sum(infer_map * gt_map) / (np.sum(gt_map) + np.sum(infer_map * (gt_map == 0))))
+
+
+def tied_heatmaps(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
+    """Maps with ties at the maximum: few integer levels, more than half at the top, constants of every sign."""
+    maps = [rng.integers(0, 3, size=(h, w)).astype(float) for _ in range(n)]
+    top = np.zeros((h, w))
+    top.flat[: (h * w) // 3] = -1.0  # two thirds tied at the maximum 0
+    maps += [top, top + 5.0, np.full((h, w), 2.0), np.full((h, w), -2.0), np.zeros((h, w))]
+    half = np.arange(h * w, dtype=float).reshape(h, w)
+    half.flat[(h * w) // 2 :] = half.flat[(h * w) // 2]  # the median element is the tied maximum
+    maps.append(half)
+    return np.stack(maps)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 7), (1, 2), (3, 1)])
+def test_ties_official_matches_the_lvs_script(shape: tuple) -> None:
+    rng = np.random.default_rng(sum(shape))
+    heat = tied_heatmaps(rng, 20, *shape)
+    masks = random_soft_masks(rng, len(heat), *shape) if min(shape) > 1 else np.ones((len(heat), *shape))
+    want = [lvs_script_ciou(h, m) for h, m in zip(heat, masks)]
+    np.testing.assert_allclose(ciou_per_sample(heat, masks, ties="official"), want, rtol=0, atol=1e-12)
+    for h in heat:
+        np.testing.assert_array_equal(loc.official_keep(h.reshape(1, -1))[0], lvs_script_keep(h).ravel() == 1)
+    out = localization_metrics(heat, masks, ties="official")
+    assert out["mean_cIoU"] == pytest.approx(np.mean(want), abs=1e-12)
+
+
+def test_ties_official_keeps_tied_maxima_and_strict_keeps_none() -> None:
+    heat = np.zeros((1, 4, 4))
+    heat[0, 0, :3] = -1.0  # 13 of 16 pixels tied at the maximum
+    mask = np.ones((1, 4, 4))
+    assert ciou_per_sample(heat, mask)[0] == 0.0
+    assert ciou_per_sample(heat, mask, ties="official")[0] == pytest.approx(13 / 16)
+    # constant maps: the script keeps all of a map >= 0 and none of a map < 0
+    assert ciou_per_sample(np.full((1, 4, 4), 0.0), mask, ties="official")[0] == 1.0
+    assert ciou_per_sample(np.full((1, 4, 4), -0.5), mask, ties="official")[0] == 0.0
+
+
+def test_ties_official_equals_strict_without_ties_at_the_median() -> None:
+    rng = np.random.default_rng(11)
+    masks = random_soft_masks(rng, 30, 6, 7)
+    heat = rng.normal(size=(30, 6, 7)) * 1e3  # continuous: no tie, the median element is below the maximum
+    np.testing.assert_allclose(ciou_per_sample(heat, masks, ties="official"), ciou_per_sample(heat, masks),
+                               rtol=0, atol=1e-12)
+    small = rng.normal(size=(30, 3, 4))  # through the resize path too
+    np.testing.assert_allclose(ciou_per_sample(small, masks, ties="official"), ciou_per_sample(small, masks),
+                               rtol=0, atol=1e-12)
+
+
+def test_ties_rule_is_checked() -> None:
+    with pytest.raises(InputError) as err:
+        ciou_per_sample(np.zeros((1, 2, 2)), np.ones((1, 2, 2)), ties="loose", source="p.npz")
+    assert err.value.field == "ties" and "strict, official" in err.value.problem
+
+
+# ----------------------------------------------------------------------------- SLAVC (negatives)
+def brute_slavc(ciou: list[float], conf: list[float], neg_conf: list[float]) -> dict[str, float]:
+    """SLAVC metrics by explicit loops from the definition (TP/FP/FN per threshold, area by recall levels)."""
+    items = [(c, True, v >= 0.5) for c, v in zip(conf, ciou)] + [(c, False, False) for c in neg_conf]
+
+    def pr(thr: float) -> tuple[float, float]:
+        tp = fp = fn = 0
+        for c, is_pos, localized in items:
+            if c >= thr:
+                if is_pos and localized:
+                    tp += 1
+                else:
+                    fp += 1
+            elif is_pos:
+                fn += 1
+        p = 1.0 if tp + fp == 0 else tp / (tp + fp)
+        r = 1.0 if tp + fn == 0 else tp / (tp + fn)
+        return p, r
+
+    points = [pr(t) for t in sorted(set(conf) | set(neg_conf))]
+    # area under p_interp(r) = max{p_k : r_k >= r}, summed over the distinct recall levels
+    levels = sorted({r for _, r in points})
+    ap, prev = 0.0, 0.0
+    for level in levels:
+        ap += (level - prev) * max(p for p, r in points if r >= level)
+        prev = level
+    f1 = max(0.0 if p + r == 0 else 2 * p * r / (p + r) for p, r in points)
+    precision, _ = pr(-math.inf)
+    return {"AP": ap, "max_F1": f1, "precision": precision}
+
+
+def check_slavc(ciou, conf, neg_conf) -> dict[str, float]:
+    got = loc.slavc_metrics(np.asarray(ciou, float), np.asarray(conf, float), np.asarray(neg_conf, float))
+    want = brute_slavc(list(map(float, ciou)), list(map(float, conf)), list(map(float, neg_conf)))
+    assert set(got) == {"AP", "max_F1", "precision"}
+    for k in want:
+        assert isinstance(got[k], float) and 0.0 <= got[k] <= 1.0
+        assert got[k] == pytest.approx(want[k], abs=1e-12), k
+    return got
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_slavc_random_vs_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(1, 40)), int(rng.integers(0, 40))
+    ciou = rng.random(n)
+    conf = rng.normal(size=n) + 1.0
+    neg = rng.normal(size=m)
+    if seed % 2:  # many ties, across positives and negatives
+        conf, neg = np.round(conf), np.round(neg)
+    check_slavc(ciou, conf, neg)
+
+
+@pytest.mark.parametrize(("ciou", "conf", "neg"), [
+    ([0.7, 0.2, 0.9, 0.5], [0.3] * 4, [0.3] * 5),  # every confidence equal: one threshold
+    ([0.8], [1.0], []),  # one item: localized positive
+    ([0.1], [1.0], []),  # one item: mislocalized positive
+    ([], [], [0.4]),  # one item: negative
+    ([], [], [0.4, -1.0, 0.4]),  # all negatives
+    ([0.9, 0.1, 0.6, 0.0], [0.2, 0.9, 0.5, 0.5], []),  # all positives
+    ([0.9, 0.8], [5.0, 4.0], [1.0, 2.0]),  # perfect detector
+    ([0.9, 0.8], [1.0, 2.0], [5.0, 4.0]),  # negatives above every positive
+    ([0.0, 0.0], [1.0, 2.0], [0.5]),  # nothing localized
+    ([0.5, 0.49999999], [1.0, 1.0], [1.0]),  # the 0.5 boundary counts
+])
+def test_slavc_adversarial_vs_brute_force(ciou, conf, neg) -> None:
+    check_slavc(ciou, conf, neg)
+
+
+def test_slavc_hand_values() -> None:
+    perfect = check_slavc([0.9, 0.8], [5.0, 4.0], [1.0, 2.0])
+    assert perfect == {"AP": 1.0, "max_F1": 1.0, "precision": 0.5}
+    flat = check_slavc([0.7, 0.2, 0.9, 0.5], [0.3] * 4, [0.3] * 4)  # one threshold: p = 3/8, r = 1
+    assert flat == {"AP": pytest.approx(3 / 8), "max_F1": pytest.approx(2 * 3 / 8 / (1 + 3 / 8)), "precision": 3 / 8}
+    assert check_slavc([], [], [0.4, 0.1]) == {"AP": 0.0, "max_F1": 0.0, "precision": 0.0}
+    # on positives only, precision is the share localized (the cIoU metric)
+    ciou = [0.9, 0.1, 0.6, 0.0]
+    assert check_slavc(ciou, [0.2, 0.9, 0.5, 0.5], [])["precision"] == summarize_ciou(ciou)["cIoU"]
+
+
+def test_slavc_matches_the_scripts_precision_recall_rule() -> None:
+    """Per threshold, the script's calc_precision_recall (bb == 0 for negatives) gives the same P/R the AP uses."""
+    def script_pr(bb, ciou, conf, thr):  # utils.EvaluatorFull.calc_precision_recall, literally
+        true_pos, false_pos, false_neg = 0, 0, 0
+        for b, c, cf in zip(bb, ciou, conf):
+            if b == 0:
+                if cf >= thr:
+                    false_pos += 1
+            else:
+                if cf >= thr:
+                    if c >= 0.5:
+                        true_pos += 1
+                    else:
+                        false_pos += 1
+                else:
+                    false_neg += 1
+        precision = 1. if true_pos + false_pos == 0 else true_pos / (true_pos + false_pos)
+        recall = 1. if true_pos + false_neg == 0 else true_pos / (true_pos + false_neg)
+        return precision, recall
+
+    rng = np.random.default_rng(5)
+    ciou, conf, neg = rng.random(25), np.round(rng.normal(size=25), 1), np.round(rng.normal(size=20) - 0.5, 1)
+    bb = [1] * 25 + [0] * 20
+    all_c, all_conf = list(ciou) + [0.0] * 20, list(conf) + list(neg)
+    p_all, _ = script_pr(bb, all_c, all_conf, -1000)
+    got = check_slavc(ciou, conf, neg)
+    assert got["precision"] == pytest.approx(p_all)
+    f1s = [2 * p * r / (p + r) if p + r > 0 else 0.0 for p, r in (script_pr(bb, all_c, all_conf, t) for t in all_conf)]
+    assert got["max_F1"] == pytest.approx(max(f1s))
+
+
+def test_slavc_depends_on_the_ranking_only() -> None:
+    rng = np.random.default_rng(9)
+    ciou, conf, neg = rng.random(30), rng.normal(size=30), rng.normal(size=30)
+    base = loc.slavc_metrics(ciou, conf, neg)
+    scaled = loc.slavc_metrics(ciou, conf * 1e12 - 3e12, neg * 1e12 - 3e12)
+    assert scaled == pytest.approx(base, abs=1e-12)
+    assert loc.slavc_metrics(ciou, conf * 1e-12, neg * 1e-12) == pytest.approx(base, abs=1e-12)
+
+
+@pytest.mark.parametrize(("args", "field", "needle"), [
+    (([0.5, np.nan], [1.0, 2.0], [0.0]), "ciou", "NaN"),
+    (([0.5, 1.5], [1.0, 2.0], [0.0]), "ciou", "[0, 1]"),
+    (([0.5], [np.inf], [0.0]), "confidence", "inf"),
+    (([0.5], [1.0], [np.nan]), "neg_confidence", "NaN"),
+    (([0.5, 0.2], [1.0], [0.0]), "ciou/confidence", "count mismatch"),
+    (([], [], []), "confidence", "no item"),
+    (([[0.5]], [[1.0]], [0.0]), "ciou", "1-D"),
+])
+def test_slavc_errors(args, field: str, needle: str) -> None:
+    with pytest.raises(InputError) as err:
+        loc.slavc_metrics(*(np.asarray(a, dtype=float) for a in args), source="s.npz")
+    assert err.value.field == field and needle in err.value.problem
+    assert str(err.value).startswith(f"s.npz: {field}: ")
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (1, 1), (1, 2), (7, 9)])
+def test_confidence_is_the_mean_of_the_top_quarter(shape: tuple) -> None:
+    rng = np.random.default_rng(shape[0] * 10 + shape[1])
+    heat = np.round(rng.normal(size=(6, *shape)), 1)  # ties too
+    n = shape[0] * shape[1]
+    want = [np.sort(h.flatten())[-n // 4 :].mean() for h in heat]  # SLAVC test.py, literally
+    by_hand = [sum(sorted(h.ravel().tolist(), reverse=True)[: math.ceil(n / 4)]) / math.ceil(n / 4) for h in heat]
+    got = loc.confidence_per_sample(heat)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, by_hand, rtol=0, atol=1e-12)
+
+
+def test_confidence_resizes_like_ciou() -> None:
+    rng = np.random.default_rng(2)
+    heat = rng.normal(size=(70, 3, 5))  # more than one chunk
+    up = np.stack([bilinear_half_pixel(h, 8, 6) for h in heat])
+    np.testing.assert_allclose(loc.confidence_per_sample(heat, (8, 6)), loc.confidence_per_sample(up),
+                               rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="^n.npz: neg_heatmaps: contains NaN"):
+        loc.confidence_per_sample(np.full((1, 2, 2), np.nan), source="n.npz", field="neg_heatmaps")
+    with pytest.raises(InputError, match="^n.npz: heatmaps: expected 3-D"):
+        loc.confidence_per_sample(np.ones((2, 2)), source="n.npz")
+
+
+def test_slavc_metric_specs() -> None:
+    assert set(loc.SLAVC_METRICS) == {"AP", "max_F1", "precision"}
+    for name, spec in loc.SLAVC_METRICS.items():
+        assert spec.name == name and spec.higher_is_better and spec.unit == "fraction"
+        assert (spec.lower, spec.upper) == (0.0, 1.0)
