@@ -167,6 +167,28 @@ def frechet_distance(feats1: object, feats2: object, *, source: str = "input",
 
 
 # ----------------------------------------------------------------------------- KID
+#: KID subset size of torch-fidelity (``kid_subset_size``) and clean-fid (``max_subset_size``)
+KID_DEFAULT_SUBSET = 1000
+
+#: names of the subset-size rules, as written into records (``config["kid"]["subset_rule"]``)
+KID_RULE_DEFAULT = "default: 1000 (torch-fidelity / clean-fid), both sets have >= 1000 items"
+KID_RULE_HALF = "half the smaller set (a set has < 1000 items)"
+
+
+def kid_subset_rule(n_gen: int, n_real: int) -> tuple[int, str]:
+    """The KID subset size for sets of ``n_gen`` and ``n_real`` items, and the rule that gave it.
+
+    Both sets with at least :data:`KID_DEFAULT_SUBSET` items: subsets of that size, the
+    torch-fidelity and clean-fid default, so numbers compare with papers using those tools.
+    Below that, half the smaller set (at least 2), so that the subsets differ from each other
+    and ``KID_std`` measures something (subsets of the whole set would all be the same set).
+    """
+    small = min(int(n_gen), int(n_real))
+    if small >= KID_DEFAULT_SUBSET:
+        return KID_DEFAULT_SUBSET, KID_RULE_DEFAULT
+    return max(2, small // 2), KID_RULE_HALF
+
+
 def _unbiased_mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
     """Unbiased MMD^2 from kernel matrices of two samples of equal size m."""
     m = k_xx.shape[0]

@@ -29,7 +29,7 @@ from .feature_net import (
     to_protocol_images,
 )
 from .metrics import METRICS as _METRICS
-from .metrics import check_features, check_memory, frechet_distance, generation_metrics
+from .metrics import check_features, check_memory, frechet_distance, generation_metrics, kid_subset_rule
 
 METRICS: dict[str, MetricSpec] = {
     **_METRICS,
@@ -126,7 +126,7 @@ class GenerationTask(Task):
     """
 
     name = "generation"
-    version = "1"
+    version = "2"  # 2: KID subsets of 1000 whenever both sets have >= 1000 items
     metadata = TaskMetadata(
         name="generation",
         main_score="FD",
@@ -149,8 +149,8 @@ class GenerationTask(Task):
 
     @staticmethod
     def kid_subset_size(n_gen: int, n_real: int) -> int:
-        """Half the smaller set, at most 1000 (as torch-fidelity): subsets differ, so KID_std means something."""
-        return min(1000, max(2, min(n_gen, n_real) // 2))
+        """1000 when both sets have 1000 items (torch-fidelity), else half the smaller (:func:`kid_subset_rule`)."""
+        return kid_subset_rule(n_gen, n_real)[0]
 
     def supports(self, model: Any, spec: Any, split: Any) -> str | None:
         why = super().supports(model, spec, split)
@@ -200,7 +200,8 @@ class GenerationTask(Task):
         config: dict[str, Any] = {
             "split": "test", "resolution": list(size),
             "feature_net": {"version": FEATURE_NET_VERSION, **getattr(net, "report", {})},
-            "kid": {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size(len(test), len(test)), "seed": 0},
+            "kid": {"subsets": self.kid_subsets, "subset_size": kid_subset_rule(len(test), len(test))[0],
+                    "subset_rule": kid_subset_rule(len(test), len(test))[1], "seed": 0},
         }
         if "generation" in getattr(model, "capabilities", ()):
             generated = self._own_generator(model, test, size, ctx)

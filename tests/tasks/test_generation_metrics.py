@@ -382,3 +382,66 @@ def test_inception_feature_input_errors():
         inception_features(model, torch.full((1, 3, 8, 8), float("nan")))
     with pytest.raises(ConfigError, match=r"batch_size"):
         inception_features(model, torch.rand(1, 3, 8, 8), batch_size=0)
+
+
+# ----------------------------------------------------------------------------- KID subset-size rule
+def torch_fidelity_mmd2(f1: np.ndarray, f2: np.ndarray, degree: int = 3, coef0: float = 1.0) -> float:
+    """torch-fidelity's ``kid`` formula re-implemented with numpy: the polynomial kernel
+    ``(<x, y> / D + 1)^3`` and the unbiased estimator from row sums without the diagonal."""
+    gamma = 1.0 / f1.shape[1]
+    k_xx = (gamma * f1 @ f1.T + coef0) ** degree
+    k_yy = (gamma * f2 @ f2.T + coef0) ** degree
+    k_xy = (gamma * f1 @ f2.T + coef0) ** degree
+    m = k_xx.shape[0]
+    kt_xx_sum = (k_xx.sum(axis=1) - np.diagonal(k_xx)).sum()
+    kt_yy_sum = (k_yy.sum(axis=1) - np.diagonal(k_yy)).sum()
+    k_xy_sum = k_xy.sum(axis=0).sum()
+    return float((kt_xx_sum + kt_yy_sum) / (m * (m - 1)) - 2 * k_xy_sum / (m * m))
+
+
+@pytest.mark.parametrize(
+    "n_gen, n_real, size, rule",
+    [
+        (1000, 1000, 1000, gen.KID_RULE_DEFAULT),
+        (999, 1000, 499, gen.KID_RULE_HALF),
+        (1000, 999, 499, gen.KID_RULE_HALF),
+        (999, 999, 499, gen.KID_RULE_HALF),
+        (5000, 1000, 1000, gen.KID_RULE_DEFAULT),
+        (1999, 1500, 1000, gen.KID_RULE_DEFAULT),  # the old rule gave 750 here
+        (2, 3, 2, gen.KID_RULE_HALF),
+        (3, 3, 2, gen.KID_RULE_HALF),
+        (40, 7, 3, gen.KID_RULE_HALF),
+    ],
+)
+def test_kid_subset_rule_boundary(n_gen, n_real, size, rule):
+    assert gen.kid_subset_rule(n_gen, n_real) == (size, rule)
+
+
+def test_kid_matches_torch_fidelity_formula_on_whole_sets():
+    # subsets as large as both sets are the sets themselves (permuted): every subset gives
+    # torch-fidelity's value, whatever the sampler, and the std over subsets is 0
+    rng = np.random.default_rng(21)
+    for d, shift in ((8, 0.0), (16, 0.4), (3, 2.0)):
+        x = rng.standard_normal((60, d))
+        y = rng.standard_normal((60, d)) + shift
+        mean, std = kernel_inception_distance(x, y, subsets=4, subset_size=60, seed=3)
+        assert mean == pytest.approx(torch_fidelity_mmd2(x, y), rel=1e-10, abs=1e-12)
+        assert std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kid_matches_torch_fidelity_formula_per_subset():
+    # the same index draws as kernel_inception_distance (default_rng(seed), gen then real):
+    # each subset's value is torch-fidelity's estimator on those rows
+    rng = np.random.default_rng(22)
+    x, y = rng.standard_normal((1200, 6)), rng.standard_normal((1100, 6)) + 0.1
+    size, rule = gen.kid_subset_rule(len(x), len(y))
+    assert (size, rule) == (1000, gen.KID_RULE_DEFAULT)
+    draws = np.random.default_rng(5)
+    want = []
+    for _ in range(3):
+        i = draws.choice(len(x), size, replace=False)
+        j = draws.choice(len(y), size, replace=False)
+        want.append(torch_fidelity_mmd2(x[i], y[j]))
+    mean, std = kernel_inception_distance(x, y, subsets=3, subset_size=size, seed=5)
+    assert mean == pytest.approx(np.mean(want), rel=1e-9, abs=1e-12)
+    assert std == pytest.approx(np.std(want), rel=1e-7, abs=1e-12)
