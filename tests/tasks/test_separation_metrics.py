@@ -145,6 +145,35 @@ def test_cuda_matches_mir_eval():
     np.testing.assert_allclose(np.stack(bss_eval_batch(est, src, "torch", device="cuda")), ref, atol=TOL_DB, rtol=0)
 
 
+def test_accelerator_path_matches_mir_eval_when_run_on_the_cpu(monkeypatch):
+    """The gather + Cholesky path that CUDA uses, forced onto the CPU, gives mir_eval's numbers."""
+    est, src, _, ref = case(1, 2, 3, 5000)
+    monkeypatch.setattr(sep, "_gram_cpu", sep._gram_gather)
+    monkeypatch.setattr(sep, "_solve_cpu", sep._solve_device)
+    np.testing.assert_allclose(np.stack(bss_eval_batch(est, src, "torch")), ref, atol=TOL_DB, rtol=0)
+
+
+def test_cpu_gram_views_equal_the_gather():
+    xc = torch.randn(3, 2, 2, 64, dtype=torch.float64)
+    torch.testing.assert_close(sep._gram_cpu(xc, 8), sep._gram_gather(xc, 8), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("solve", [sep._solve_cpu, sep._solve_device])
+def test_solvers_fall_back_on_semidefinite_and_singular_systems(solve):
+    """Cholesky fails on a singular Gram matrix: the fallback (LU, then least squares) still returns
+    the minimum-norm-residual solution, as mir_eval's solve-then-lstsq."""
+    rng = np.random.default_rng(0)
+    basis = rng.standard_normal((6, 3))
+    singular = basis @ basis.T  # PSD of rank 3
+    spd = singular + 6 * np.eye(6)
+    a = torch.from_numpy(np.stack([spd, singular]))
+    b = torch.from_numpy(np.stack([spd @ np.ones((6, 1)), singular @ np.ones((6, 1))]))
+    x = solve(a, b).numpy()
+    np.testing.assert_allclose(x[0], np.ones((6, 1)), atol=1e-10)
+    # the projection (what BSS eval uses) is unique even though x is not
+    np.testing.assert_allclose(singular @ x[1], singular @ np.ones((6, 1)), atol=1e-8)
+
+
 # ----------------------------------------------------------------------------- input errors
 def _ok(n=1, s=2, length=2000, seed=5):
     rng = np.random.default_rng(seed)
