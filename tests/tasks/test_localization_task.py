@@ -13,10 +13,20 @@ from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 from avcl_bench.tasks.base import EvalContext
-from avcl_bench.tasks.localization.task import METRICS, LocalizationTask, heatmaps_of
+from avcl_bench.tasks.localization import metrics as loc
+from avcl_bench.tasks.localization.task import (
+    METRICS,
+    NEGATIVE_KINDS,
+    AudioFrontend,
+    LocalizationTask,
+    heatmaps_of,
+    plan_negatives,
+)
 from avcl_bench.tasks.registry import get_task
 
-KEYS = {"cIoU", "AUC", "mean_cIoU"}
+LVS_KEYS = {"cIoU", "AUC", "mean_cIoU"}
+SLAVC_KEYS = {"AP", "max_F1", "precision"}
+KEYS = LVS_KEYS | SLAVC_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +96,10 @@ def test_random_model_is_near_chance(dataset) -> None:
         assert isinstance(v, float) and 0.0 <= v <= 1.0
     # a random half of the pixels scores f / (1 + f) for mask fraction f ~ 0.15-0.25
     assert r.metrics["mean_cIoU"] < 0.35 and r.metrics["cIoU"] < 0.2
-    assert set(r.item_metrics) == {"mean_cIoU", "cIoU"}
+    assert set(r.item_metrics) == {"mean_cIoU", "cIoU", "precision"}
     for k, items in r.item_metrics.items():
-        assert len(items) == 40 and math.isclose(np.mean(items), r.metrics[k], abs_tol=1e-12)
+        assert len(items) == (80 if k == "precision" else 40)  # precision: positives + one negative per image
+        assert math.isclose(np.mean(items), r.metrics[k], abs_tol=1e-12)
     assert r.config["visual_input"] == "target frame"
 
 
@@ -238,7 +249,187 @@ def test_export_reference_round_trip(dataset) -> None:
     ref = task.export_reference(dataset, "test")
     assert set(ref) == {"masks"} and ref["masks"].shape == (40, 32, 32)
     np.testing.assert_array_equal(ref["masks"], dataset.split("test").masks)
+    # without neg_heatmaps the SLAVC metrics are not reported
     assert task.score({"heatmaps": ref["masks"]}, ref) == {"cIoU": 1.0, "AUC": pytest.approx(1.0), "mean_cIoU": 1.0}
     with pytest.raises(InputError, match="no masks"):
         task.export_reference(_with_test(dataset, masks=None), "test")
     assert isinstance(task.export_inputs, str) and task.export_inputs
+
+
+# ----------------------------------------------------------------------------- negatives (SLAVC)
+class ToyFrontend:
+    """A dataset front end: mean power of each of T x Fa chunks of the waveform, in log (records its calls)."""
+
+    def __init__(self, spec, samples: int = 600, level: float = 0.3):
+        self.samples, self.level = samples, level
+        self.t, self.fa = spec.audio_shape
+        self.calls: list[np.ndarray] = []
+
+    def __call__(self, waves: np.ndarray) -> np.ndarray:
+        waves = np.asarray(waves, dtype=np.float64)
+        self.calls.append(waves)
+        chunks = waves.reshape(len(waves), self.t * self.fa, -1)
+        return np.log((chunks**2).mean(axis=2) + 1e-6).reshape(len(waves), self.t, self.fa).astype(np.float32)
+
+
+def _with_frontend(dataset: InMemoryDataset, frontend=None) -> tuple[InMemoryDataset, ToyFrontend]:
+    t, fa = dataset.spec.audio_shape
+    fe = frontend or ToyFrontend(dataset.spec, samples=t * fa * 4)
+    return _with_test(dataset, meta={"audio_frontend": fe}), fe
+
+
+class AudioRecorder(RandomProjection):
+    """Records every audio batch it embeds."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.audio_inputs: list[np.ndarray] = []
+
+    def embed_audio(self, audio):
+        self.audio_inputs.append(audio.numpy().copy())
+        return super().embed_audio(audio)
+
+
+def test_plan_negatives_is_balanced_seeded_and_offscreen_is_another_class(dataset) -> None:
+    test = dataset.split("test")
+    plan = plan_negatives(test)
+    assert plan.available == ("offscreen",)  # no front end: no silence / noise
+    assert plan.counts() == {"offscreen": 40}
+    ds, _ = _with_frontend(dataset)
+    plan = plan_negatives(ds.split("test"))
+    assert plan.available == ("silence", "noise", "offscreen") == tuple(NEGATIVE_KINDS)
+    counts = plan.counts()
+    assert sum(counts.values()) == 40 and max(counts.values()) - min(counts.values()) <= 1
+    labels = np.asarray(test.labels)
+    off = plan.kind == list(NEGATIVE_KINDS).index("offscreen")
+    assert (labels[plan.partner[off]] != labels[off]).all() and (plan.partner[~off] == -1).all()
+    again = plan_negatives(ds.split("test"))
+    np.testing.assert_array_equal(again.kind, plan.kind)
+    np.testing.assert_array_equal(again.partner, plan.partner)
+    one_class = _with_test(dataset, labels=np.zeros(40, dtype=np.int64))
+    assert plan_negatives(one_class.split("test")).available == ()
+
+
+def test_negative_audio_is_silence_noise_or_another_clip(dataset) -> None:
+    ds, fe = _with_frontend(dataset)
+    test = ds.split("test")
+    model = AudioRecorder(dataset.spec, seed=0)
+    r = LocalizationTask().evaluate(model, ds, _ctx())
+    assert set(r.metrics) == KEYS
+    assert r.config["negatives"] == plan_negatives(test).counts() and r.config["ties"] == "strict"
+    fed = np.concatenate(model.audio_inputs)  # the negatives' pass comes first, then the positives'
+    neg, pos = fed[:40], fed[40:]
+    np.testing.assert_array_equal(pos, np.asarray(test.audio, dtype=np.float32))
+    plan = plan_negatives(test)
+    names = list(NEGATIVE_KINDS)
+    silence = fe(np.zeros((1, fe.samples)))[0]
+    waves = np.concatenate([c for c in fe.calls if c.any()])  # the noise waveforms
+    assert waves.shape == (counts := plan.counts()["noise"], fe.samples)
+    assert np.sqrt((waves**2).mean()) == pytest.approx(fe.level, rel=0.05)  # white noise at the dataset's level
+    assert len({w.tobytes() for w in waves}) == counts
+    for n in range(40):
+        kind = names[plan.kind[n]]
+        if kind == "silence":
+            np.testing.assert_array_equal(neg[n], silence)
+        elif kind == "offscreen":
+            np.testing.assert_array_equal(neg[n], test.audio[plan.partner[n]])
+        else:
+            assert not np.array_equal(neg[n], silence)
+    r2 = LocalizationTask().evaluate(AudioRecorder(dataset.spec, seed=0), _with_frontend(dataset)[0], _ctx())
+    assert r2.metrics == r.metrics  # deterministic
+
+
+def test_slavc_metrics_equal_score_of_the_heatmaps_by_hand(dataset) -> None:
+    ds, _ = _with_frontend(dataset)
+    test = ds.split("test")
+    model = AudioRecorder(dataset.spec, dim=6, seed=2)
+    r = LocalizationTask().evaluate(model, ds, _ctx())
+    neg_audio = torch.as_tensor(np.concatenate(model.audio_inputs)[:40])
+    frames = torch.as_tensor(np.asarray(test.frames)).float()[:, None] / 255
+    s = model.embed_visual_spatial(frames).double()
+    s = s / s.norm(dim=1, keepdim=True)
+    heat = {}
+    for name, audio in (("heatmaps", torch.as_tensor(np.asarray(test.audio))), ("neg_heatmaps", neg_audio)):
+        a = model.embed_audio(audio).double()
+        heat[name] = torch.einsum("bd,bdhw->bhw", a / a.norm(dim=1, keepdim=True), s).numpy()
+    scored = LocalizationTask().score(heat, {"masks": np.asarray(test.masks, dtype=np.float64)})
+    assert set(scored) == KEYS
+    for k in KEYS:
+        assert r.metrics[k] == pytest.approx(scored[k], abs=1e-9), k
+
+
+def test_a_model_that_ignores_the_audio_is_caught_by_the_negatives(dataset) -> None:
+    """The oracle localizes every positive (cIoU 1) but lights up the same place for every audio."""
+    ds, _ = _with_frontend(dataset)
+    r = LocalizationTask().evaluate(OracleModel(dataset), ds, _ctx())
+    assert r.metrics["cIoU"] == 1.0 and r.metrics["mean_cIoU"] == pytest.approx(1.0)
+    assert r.metrics["precision"] == 0.5  # half the items are negatives it calls positive
+    # each negative ties with its positive: precision 1/2 at every threshold
+    assert r.metrics["AP"] == pytest.approx(0.5) and r.metrics["max_F1"] == pytest.approx(2 * 0.5 / 1.5)
+
+
+def test_without_other_classes_or_front_end_no_slavc_metrics(dataset) -> None:
+    ds = _with_test(dataset, labels=np.zeros(40, dtype=np.int64))
+    r = LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), ds, _ctx())
+    assert set(r.metrics) == LVS_KEYS and "precision" not in r.item_metrics and r.config["negatives"] == {}
+
+
+def test_a_broken_front_end_is_named(dataset) -> None:
+    class Wrong(ToyFrontend):
+        def __call__(self, waves):
+            return super().__call__(waves)[:, :1]
+
+    t, fa = dataset.spec.audio_shape
+    ds, _ = _with_frontend(dataset, Wrong(dataset.spec, samples=t * fa * 4))
+    with pytest.raises(InputError, match="audio_frontend: silence features must be finite, of shape"):
+        LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), ds, _ctx())
+    assert isinstance(ToyFrontend(dataset.spec), AudioFrontend)
+
+
+def test_ties_option_in_evaluate(dataset) -> None:
+    class Flat(OracleModel):
+        def embed_visual_spatial(self, visual):  # a constant map: every pixel ties at the maximum
+            return torch.ones_like(super().embed_visual_spatial(visual))
+
+    strict = LocalizationTask().evaluate(Flat(dataset), dataset, _ctx())
+    official = LocalizationTask().evaluate(Flat(dataset), dataset, _ctx(ties="official"))
+    assert official.config["ties"] == "official" and strict.config["ties"] == "strict"
+    assert strict.metrics["mean_cIoU"] == 0.0  # strict: nothing is above the median element
+    masks = np.asarray(dataset.split("test").masks, dtype=np.float64)
+    area = masks.reshape(40, -1).mean(axis=1)  # official: the whole image is kept, cIoU = mask area share
+    assert official.metrics["mean_cIoU"] == pytest.approx(np.mean(area), abs=1e-12)
+    with pytest.raises(ConfigError, match="option ties must be one of strict, official"):
+        LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(ties="loose"))
+
+
+def test_score_with_negatives() -> None:
+    rng = np.random.default_rng(4)
+    masks = np.zeros((5, 8, 8))
+    masks[:, 2:6, 1:5] = 1.0
+    heat = rng.normal(size=(5, 8, 8)) + 2 * masks
+    neg = rng.normal(size=(7, 4, 4))  # another size: resized to the masks' size
+    m = LocalizationTask().score({"heatmaps": heat, "neg_heatmaps": neg}, {"masks": masks})
+    assert set(m) == KEYS
+    ciou = loc.ciou_per_sample(heat, masks)
+    want = loc.slavc_metrics(ciou, loc.confidence_per_sample(heat), loc.confidence_per_sample(neg, (8, 8)))
+    assert {k: m[k] for k in SLAVC_KEYS} == want
+    up = torch.nn.functional.interpolate(torch.as_tensor(neg)[:, None], size=(8, 8), mode="bilinear",
+                                         align_corners=False)[:, 0].numpy()
+    conf_up = [np.sort(h.ravel())[-64 // 4 :].mean() for h in up]
+    np.testing.assert_allclose(loc.confidence_per_sample(neg, (8, 8)), conf_up, rtol=0, atol=1e-12)
+    for bad, match in ((np.full((2, 4, 4), np.nan), "pred: neg_heatmaps: contains NaN"),
+                       (np.ones((4, 4)), "pred: neg_heatmaps: expected 3-D"),
+                       (np.ones((0, 4, 4)), "pred: neg_heatmaps: .*at least 1")):
+        with pytest.raises(InputError, match=match):
+            LocalizationTask().score({"heatmaps": heat, "neg_heatmaps": bad}, {"masks": masks})
+
+
+def test_score_ties_official() -> None:
+    masks = np.zeros((2, 4, 4))
+    masks[:, :3] = 1.0
+    heat = masks.copy()  # 12 of 16 pixels tied at the maximum
+    task = LocalizationTask()
+    assert task.score({"heatmaps": heat}, {"masks": masks})["mean_cIoU"] == 0.0
+    assert task.score({"heatmaps": heat}, {"masks": masks}, ties="official")["mean_cIoU"] == 1.0
+    with pytest.raises(ConfigError, match="ties"):
+        task.score({"heatmaps": heat}, {"masks": masks}, ties="both")
