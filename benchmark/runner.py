@@ -47,6 +47,7 @@ from avcl_bench.tasks.registry import TASKS, get_task
 from . import cells, codehash
 from .cliargs import DEFAULT_THREADS
 from .datasets import DATASETS, load_dataset
+from .datasets.manifests import dataset_identity
 from .embedding import use_cache
 from .errors import CellTimeout, CellTimeoutAbort, CellTimeoutError, ConfigError, ModelError, user_code
 from .executors import ExecutorOptions, run_cells
@@ -378,6 +379,8 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
     data_cfg = {"name": spec.name, "fingerprint": dataset.fingerprint(), "options": cfg.dataset_options,
                 "quick": cfg.quick}
     data_code = codehash.dataset_code_hash(DATASETS.get(cfg.dataset))
+    # is the data verifiably the surveyed dataset it is named after (reports' direct/reference)
+    identity = dataset_identity(dataset)
     # what the numbers depend on besides code, data and seed: part of every key
     runtime = {"threads": cfg.threads, "device": device_kind(device)}
     records: list[ResultRecord] = []
@@ -388,7 +391,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
         config = {"model": model_id,
                   "task": {"name": task.name, "code": codehash.task_code_hash(task), "options": cfg.task_options,
                            **task_cfg},
-                  "dataset": {**data_cfg, "code": data_code}, "seed": seed,
+                  "dataset": {**data_cfg, "code": data_code, "identity": identity}, "seed": seed,
                   "runtime": runtime}
         return config_key(config), config
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,13 @@ from .arrays import load_npz
 from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS, load_dataset
 from .datasets.base import audio_batch, visual_batch
+from .datasets.manifests import dataset_identity
 from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
 from .interface import FitContext, missing_methods
 from .provenance import provenance
 from .reporting.tables import console_table
 from .runner import RunConfig, check_submission_name, guard_model_name, run
+from .staging import Staging, commit, recover
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
 from .surveyed import load_table1_long
@@ -184,30 +187,95 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ submit
-def _guard_name(out: Path, name: str, source_hash: Any) -> None:
-    """A submission's name is valid, is no built-in model's and holds no other model's results in ``out``."""
-    guard_model_name(ResultStore(out), name, kind="submission", identity=source_hash)
+def guard_submission(out: Path, name: str, identity: Any, *, replace: bool) -> list[Path]:
+    """Check that submission ``name`` may write into ``out``; the records ``--replace`` removes.
+
+    A name holding a built-in's or a non-submitted model's results is never taken. A name
+    holding an earlier submission of another identity (other code, other prediction files)
+    is refused unless ``replace``: then that earlier submission's records are returned, to
+    be removed when the new one is committed. The same identity resumes (its finished records
+    are reused) and, with ``replace``, is replaced as well.
+    """
+    store = ResultStore(out)
+    check_submission_name(name)
+    old = store.records_of(name)
+    for rec in old:
+        if not rec.get("submission"):
+            kind = "the built-in model" if not rec.model_info.model_dump().get("external") else "a model run with run"
+            raise ConfigError(f"'{name}' already has results in {out} from {kind} ({rec.source}), which is not a "
+                              "submission; --replace only replaces an earlier submission under its name: choose "
+                              "another --name or --out")
+    if replace:
+        return [Path(rec.source) for rec in old]
+    for rec in old:
+        other = (rec.get("submission") or {}).get("source_hash")
+        if other != identity:
+            raise ConfigError(f"'{name}' already has results in {out} from another submission (source hash "
+                              f"{other}); pass --replace to replace that earlier submission of yours, or choose "
+                              "another --name")
+    guard_model_name(store, name, kind="submission", identity=identity)
+    return []
 
 
-def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test") -> list[ResultRecord]:
+def _seed_staging(staging: Staging, out: Path, name: str, identity: Any) -> None:
+    """Copy ``name``'s finished records of this same identity into the staging folder, so the run
+    reuses them (a resumed submission recomputes only what is missing)."""
+    for rec in ResultStore(out).records_of(name):
+        if (rec.get("submission") or {}).get("source_hash") == identity and rec.source:
+            src = Path(rec.source)
+            dst = staging.root / src.relative_to(out)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
 
 
-    files = sorted(p for p in pred_dir.glob("*.npz") if p.stem in TASKS)
+def prediction_digest(files: list[Path]) -> str:
+    """Identity of a prediction submission: a hash of its files' names and bytes."""
+    h = hashlib.sha256()
+    for p in files:
+        for f in sorted(p.rglob("*")) if p.is_dir() else [p]:
+            if f.is_file():
+                h.update(str(f.relative_to(p.parent)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split: str = "test", *,
+                      replace: bool = False) -> list[ResultRecord]:
+    """Score every ``<task>.npz`` (or task folder) of ``pred_dir`` and commit all records together.
+
+    Every file is validated and scored before any record is written; the records then go into a
+    staging folder and are moved into ``out`` at once (:mod:`benchmark.staging`), so a bad file,
+    a failed write or a kill leaves ``out`` as it was.
+    """
+    files = sorted(p for p in pred_dir.iterdir() if (p.suffix == ".npz" and p.is_file() and p.stem in TASKS)
+                   or (p.is_dir() and p.name in TASKS and callable(getattr(TASKS.get(p.name), "load_submission",
+                                                                            None))))
     if not files:
         raise InputError(pred_dir, None, f"no <task>.npz prediction file (tasks: {', '.join(TASKS)})")
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
-    store, records = ResultStore(out), []
+    tasks = [p.stem if p.suffix == ".npz" else p.name for p in files]
+    dupes = sorted({t for t in tasks if tasks.count(t) > 1})
+    if dupes:
+        raise InputError(pred_dir, dupes[0], f"both {dupes[0]}.npz and a folder {dupes[0]}/: submit one of them")
+    digest = prediction_digest(files)
+    store = ResultStore(out)
     store.check_writable()
-    _guard_name(out, name, digest)
-    for f in files:
-        task = TASKS.get(f.stem)
+    recover(out)
+    replaced = guard_submission(out, name, digest, replace=replace)
+    identity = dataset_identity(dataset)
+    records = []
+    for f, tname in zip(files, tasks):
+        task = TASKS.get(tname)
         t0 = time.perf_counter()
-        ref = task.export_reference(dataset, split)
-        metrics = task.score(load_npz(f), ref, pred_source=str(f), ref_source=f"{dataset.spec.name} {split} reference")
+        load = getattr(task, "load_submission", None)
+        if callable(load):  # the task computes what it scores itself (generation: features of images)
+            pred, ref = load(f, dataset, split), task.submission_reference(dataset, split)
+        else:
+            pred, ref = load_npz(f), task.export_reference(dataset, split)
+        metrics = task.score(pred, ref, pred_source=str(f), ref_source=f"{dataset.spec.name} {split} reference")
         submission = {"name": name, "source_hash": digest, "kind": "predictions", "files": [p.name for p in files],
                       "suite_version": __version__}
         config = {"model": {"name": name, "source_hash": digest}, "task": {"name": task.name, "version": task.version},
-                  "dataset": {"name": dataset.spec.name, "fingerprint": dataset.fingerprint(), "split": split},
+                  "dataset": {"name": dataset.spec.name, "fingerprint": dataset.fingerprint(), "split": split,
+                              "identity": identity},
                   "seed": 0}
         rec = ResultRecord(model=name, task=task.name, dataset=dataset.spec.name, seed=0, metrics=metrics,
                            config=config, provenance=provenance("external", time.perf_counter() - t0),
@@ -216,8 +284,41 @@ def score_predictions(pred_dir: Path, name: str, dataset: Any, out: Path, split:
                                        "papers": [], "reference": False, "external": True},
                            submission=submission)
         records.append(rec)
-    for rec in records:  # written once every file scored: a bad file writes nothing
-        store.put(rec)
+    with Staging(out) as staging:  # written once every file scored: a bad file writes nothing
+        staged = ResultStore(staging.root)
+        for rec in records:
+            staged.put(rec)
+        commit(staging, remove=replaced)
+    return records
+
+
+def submit_model(args: argparse.Namespace, options: dict[str, str]) -> list[ResultRecord]:
+    """``submit --model``: validate, run every supported task for every seed into a staging folder,
+    and commit the records only when all of them succeeded."""
+    _, info = load_model_spec(args.model, name=args.name)
+    recover(args.out)
+    replaced = guard_submission(args.out, args.name, info["source_hash"], replace=args.replace)
+    problems, supported = validate_model(args.model, parse_kv(args.model_args, "--model-args"), [args.dataset],
+                                         args.data_root, fit=True)
+    if problems:
+        raise ConfigError(f"model fails validation: {problems[0]} (run validate-model for all problems)")
+    if not supported.get(args.dataset):
+        raise ConfigError(f"model supports no task on dataset '{args.dataset}'")
+    with Staging(args.out) as staging:
+        _seed_staging(staging, args.out, args.name, info["source_hash"])
+        cfg = RunConfig(models=[f"{args.model}"], tasks=supported.get(args.dataset, []), dataset=args.dataset,
+                        data_root=args.data_root, dataset_options=options, seeds=parse_seeds(args.seeds),
+                        out=staging.root, quick=args.quick, device=args.device,
+                        model_args=parse_kv(args.model_args, "--model-args"), progress=not args.no_progress,
+                        submission={"name": args.name, "source_hash": info["source_hash"], "kind": "python",
+                                    "spec": args.model},
+                        model_name=args.name, threads=args.threads, cell_timeout=args.cell_timeout)
+        try:
+            records = run(cfg)
+        except BaseException:
+            staging.keep_logs()
+            raise
+        commit(staging, remove=replaced)
     return records
 
 
@@ -236,24 +337,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if not args.pred.is_dir():
             raise InputError(args.pred, None, "prediction folder not found")
         ds = load_dataset(args.dataset, data_root=args.data_root, options=options, quick=args.quick)
-        records = score_predictions(args.pred, args.name, ds, args.out)
+        records = score_predictions(args.pred, args.name, ds, args.out, replace=args.replace)
     else:
-        _, info = load_model_spec(args.model, name=args.name)
-        _guard_name(args.out, args.name, info["source_hash"])
-        problems, supported = validate_model(args.model, parse_kv(args.model_args, "--model-args"), [args.dataset],
-                                             args.data_root, fit=True)
-        if problems:
-            raise ConfigError(f"model fails validation: {problems[0]} (run validate-model for all problems)")
-        cfg = RunConfig(models=[f"{args.model}"], tasks=supported.get(args.dataset, []), dataset=args.dataset,
-                        data_root=args.data_root, dataset_options=options, seeds=parse_seeds(args.seeds),
-                        out=args.out, quick=args.quick, device=args.device,
-                        model_args=parse_kv(args.model_args, "--model-args"), progress=not args.no_progress,
-                        submission={"name": args.name, "source_hash": info["source_hash"], "kind": "python",
-                                    "spec": args.model},
-                        model_name=args.name, threads=args.threads, cell_timeout=args.cell_timeout)
-        if not cfg.tasks:
-            raise ConfigError(f"model supports no task on dataset '{args.dataset}'")
-        records = run(cfg)
+        records = submit_model(args, options)
     print(console_table(records, load_table1_long()))
     print(f"\nleaderboard folder: {args.out}")
     return 0
@@ -286,6 +372,9 @@ def add_submit_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--model-args", dest="model_args")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--replace", action="store_true",
+                   help="replace your earlier submission under --name (its records are removed when the new one "
+                        "is complete); never replaces a built-in's or a non-submitted model's results")
     add_runtime_options(p)
     p.set_defaults(func=cmd_submit)
 

@@ -83,7 +83,7 @@ def test_submit_model_and_name_guard(tmp_path, capsys):
     assert main(args) == 0
     recs = [json.loads(p.read_text()) for p in out.rglob("*.json")]
     mine = [r for r in recs if r["model"] == "pca"]
-    assert {r["task"] for r in mine} == {"retrieval", "classification", "separation", "generation"}
+    assert {"retrieval", "classification", "separation", "generation"} <= {r["task"] for r in mine}
     for r in mine:
         assert r["submission"]["name"] == "pca" and r["submission"]["source_hash"]
         assert r["provenance"]["suite_version"]
