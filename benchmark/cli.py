@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import inspect
 import json
 import os
 import sys
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--pred", required=True, type=Path)
     p.add_argument("--ref", required=True, type=Path)
+    p.add_argument("--task-option", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task protocol option (repeatable), as in run, among those the task's score accepts "
+                        "(localization: empty_mask=raise|zero, ties=strict|official)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_score)
 
@@ -172,8 +176,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
     task = get_task(args.task)
+    options = _score_options(task, args.task_option)
     pred, ref = load_npz(args.pred), load_npz(args.ref)
-    metrics = task.score(pred, ref, pred_source=str(args.pred), ref_source=str(args.ref))
+    metrics = task.score(pred, ref, pred_source=str(args.pred), ref_source=str(args.ref), **options)
     metrics = check_finite_metrics(metrics, task.name)  # never NaN/Infinity on stdout
     if args.json:
         print(json.dumps({"task": task.name, "metrics": metrics}, sort_keys=True, allow_nan=False))
@@ -182,6 +187,20 @@ def cmd_score(args: argparse.Namespace) -> int:
         rows = [(k, f"{v:.6g}", "higher" if hib.get(k, True) else "lower") for k, v in metrics.items()]
         print(tabulate(rows, headers=["metric", "value", "better"]))
     return 0
+
+
+def _score_options(task: Any, items: list[str]) -> dict[str, Any]:
+    """``--task-option`` values of ``score``: only the keyword options the task's ``score`` declares."""
+    options: dict[str, Any] = {}
+    for item in items:
+        options.update(parse_kv(item, "--task-option"))
+    params = inspect.signature(task.score).parameters
+    accepted = sorted(k for k, v in params.items() if v.kind is v.KEYWORD_ONLY and k not in ("pred_source", "ref_source"))
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"score {task.name}: --task-option {unknown[0]} is not an option of this task's scoring "
+                          f"(it accepts: {', '.join(accepted) or 'none'})")
+    return options
 
 
 def cmd_list(args: argparse.Namespace) -> int:
