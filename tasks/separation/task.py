@@ -15,14 +15,24 @@ from torch import nn
 from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, visual_batch
 from avcl_bench.benchmark.embedding import embed_split
-from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.training import minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from .metrics import FILTER_LENGTH, bss_eval_batch, separation_metrics
 from .metrics import METRICS as _METRICS
 
-METRICS: dict[str, MetricSpec] = dict(_METRICS)
+METRICS: dict[str, MetricSpec] = {
+    **_METRICS,
+    "skipped": MetricSpec("skipped", False, "mixtures left out by Sound of Pixels' rule (a source or estimate with "
+                          "sum|x| <= 1e-5); 0 with the option score_silent=true", unit="count", lower=0.0),
+}
+
+#: Sound of Pixels' evaluation scores a mixture only when every source and every estimate
+#: has ``sum(|x|) > SILENCE_THRESHOLD`` (``calc_metrics`` of its ``main.py``)
+SILENCE_THRESHOLD = 1e-5
+#: the task option that scores near-silent mixtures instead of skipping them
+SCORE_SILENT_OPTION = "score_silent"
 
 #: Seed of the fixed test/validation pairing (independent of the run seed, so that every
 #: model and every reference row is scored on the same mixtures).
@@ -35,6 +45,44 @@ MAX_VAL_MIXTURES = 100
 WINDOW_SECONDS = 0.064
 HOP_FRACTION = 4
 _CACHE_SIZE = 8
+
+
+# ----------------------------------------------------------------------------- the silence rule
+def skipped_mixtures(estimates: np.ndarray, sources: np.ndarray, threshold: float = SILENCE_THRESHOLD) -> np.ndarray:
+    """``(N,)`` bool: mixtures Sound of Pixels leaves out of its means.
+
+    ``estimates`` and ``sources`` are ``(N, S, L)``; mixture ``n`` is skipped when any of its
+    sources or estimates has ``sum(|x|) <= threshold`` (the sums in float64).
+    """
+    quiet_src = np.abs(np.asarray(sources, dtype=np.float64)).sum(axis=-1) <= threshold
+    quiet_est = np.abs(np.asarray(estimates, dtype=np.float64)).sum(axis=-1) <= threshold
+    return quiet_src.any(axis=-1) | quiet_est.any(axis=-1)
+
+
+def score_silent_option(options: dict[str, Any]) -> bool:
+    """The ``score_silent`` task option: ``true`` scores every mixture, ``false`` (default) skips as SoP."""
+    value = options.get(SCORE_SILENT_OPTION, False)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"separation: option {SCORE_SILENT_OPTION} must be true or false, got {value!r}")
+
+
+def _kept(estimates: np.ndarray, sources: np.ndarray, score_silent: bool, source: str) -> np.ndarray:
+    """Indices of the mixtures to score; every mixture when ``score_silent``; an error when none is left."""
+    if score_silent:
+        return np.arange(len(sources))
+    keep = np.flatnonzero(~skipped_mixtures(estimates, sources))
+    if keep.size == 0:
+        raise InputError(source, "estimates",
+                         f"all {len(sources)} mixtures have a source or an estimate with sum|x| <= {SILENCE_THRESHOLD:g} "
+                         f"and are skipped (Sound of Pixels' rule): nothing to score; the task option "
+                         f"{SCORE_SILENT_OPTION}=true scores them")
+    return keep
 
 
 # ----------------------------------------------------------------------------- mixtures
@@ -183,7 +231,9 @@ PROTOCOL = (
     "channels) is trained on train mixtures re-paired every epoch with a log-magnitude-weighted BCE to "
     "the ideal ratio mask, keeping the epoch of lowest validation loss. Scored with BSS-eval v3 "
     "(mir_eval-equivalent, known source order) on fixed test mixtures: each test clip appears once (clips "
-    "sorted by class and paired half-way apart, at most 200 mixtures). A model with the ``separation`` "
+    "sorted by class and paired half-way apart, at most 200 mixtures); as the official evaluation, a mixture "
+    "with a source or an estimate of sum|x| <= 1e-5 is skipped and counted (``skipped``; the task option "
+    "``score_silent=true`` scores them). A model with the ``separation`` "
     "capability is scored with its own ``separate`` instead. References: the ideal ratio mask (oracle) "
     "and the unprocessed mixture."
 )
@@ -200,7 +250,7 @@ class SeparationTask(Task):
     """
 
     name = "separation"
-    version = "1"
+    version = "2"  # 2: Sound of Pixels' silence rule (near-silent mixtures skipped, counted in `skipped`)
     metadata = TaskMetadata(
         name="separation",
         main_score="SDR",
@@ -283,22 +333,29 @@ class SeparationTask(Task):
         return self._mix_cache[key]
 
     @staticmethod
-    def _summarise(sdr: np.ndarray, sir: np.ndarray, sar: np.ndarray,
-                   mix_sdr: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
-        """Means over (mixture, source), as ``separation_metrics``; per-mixture items when finite."""
+    def _summarise(sdr: np.ndarray, sir: np.ndarray, sar: np.ndarray, mix_sdr: np.ndarray,
+                   skipped: int = 0) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Means over (mixture, source), as ``separation_metrics``, and the ``skipped`` count;
+        per-mixture items when finite."""
         per = {"SDR": sdr, "SIR": sir, "SAR": sar, "NSDR": sdr - mix_sdr}
         metrics = {k: float(np.mean(v)) for k, v in per.items()}
+        metrics["skipped"] = float(skipped)
         items = {k: v.mean(axis=1).tolist() for k, v in per.items() if np.all(np.isfinite(v))}
         return metrics, items
 
     def _score_estimates(self, dataset: Any, split: str, estimates: np.ndarray, sources: np.ndarray,
-                         device: str, source: str) -> tuple[dict[str, float], dict[str, list[float]]]:
-        sdr, sir, sar = bss_eval_batch(estimates, sources, device=device, source=source)
-        return self._summarise(sdr, sir, sar, self._mixture_bss(dataset, split, sources, device)[0])
+                         device: str, source: str,
+                         score_silent: bool = False) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Metrics of the mixtures the silence rule keeps (all of them with ``score_silent``)."""
+        keep = _kept(estimates, sources, score_silent, source)
+        sdr, sir, sar = bss_eval_batch(estimates[keep], sources[keep], device=device, source=source)
+        mix_sdr = self._mixture_bss(dataset, split, sources, device)[0][keep]
+        return self._summarise(sdr, sir, sar, mix_sdr, len(sources) - len(keep))
 
     def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
-              ref_source: str = "ref") -> dict[str, float]:
-
+              ref_source: str = "ref", score_silent: bool = False) -> dict[str, float]:
+        """Metrics of stored estimates; mixtures with a near-silent source or estimate are
+        skipped and counted in ``skipped`` as Sound of Pixels does, unless ``score_silent``."""
         require(pred, pred_source, ("estimates",))
         require(ref, ref_source, ("sources",))
         est = check_array(pred["estimates"], pred_source, "estimates", ndim=3, kind="float")
@@ -310,18 +367,22 @@ class SeparationTask(Task):
                              f"shape {est.shape} does not match {ref_source} sources {src.shape} (N, S, L)")
         if src.shape[1] < 2:
             raise InputError(ref_source, "sources", f"needs at least 2 sources per mixture, got S={src.shape[1]}")
-        silent = ~np.any(src != 0, axis=-1)
-        if silent.any():
-            n, j = (int(i) for i in np.argwhere(silent)[0])
-            raise InputError(ref_source, "sources", f"mixture {n}, source {j} is silent (all zeros): BSS eval is undefined")
+        if score_silent:
+            silent = ~np.any(src != 0, axis=-1)
+            if silent.any():
+                n, j = (int(i) for i in np.argwhere(silent)[0])
+                raise InputError(ref_source, "sources", f"mixture {n}, source {j} is silent (all zeros): BSS eval is undefined")
         mix = None
         if "mixtures" in ref:
             mix = check_array(ref["mixtures"], ref_source, "mixtures", ndim=2, kind="float")
             if mix.shape != (src.shape[0], src.shape[2]):
                 raise InputError(ref_source, "mixtures",
                                  f"expected shape {(src.shape[0], src.shape[2])} (N, L) to match sources, got {mix.shape}")
-        return check_finite_metrics(separation_metrics(est, src, mix, source=pred_source, ref_source=ref_source),
-                                    self.name)
+        keep = _kept(est, src, bool(score_silent), pred_source)
+        metrics = separation_metrics(est[keep], src[keep], None if mix is None else mix[keep], source=pred_source,
+                                     ref_source=ref_source)
+        metrics["skipped"] = float(len(src) - len(keep))
+        return check_finite_metrics(metrics, self.name)
 
     def references(self, dataset: Any, ctx: EvalContext) -> dict[str, dict[str, float]]:
         """``oracle_irm`` (ideal ratio masks on the mixture STFT) and ``mixture`` (no separation)."""
@@ -331,13 +392,18 @@ class SeparationTask(Task):
             specs = sp.stft(torch.from_numpy(sources))  # (M, 2, F, T) complex128
             mix_spec = specs.sum(dim=1, keepdim=True)
             oracle = sp.istft(_ideal_ratio_masks(specs) * mix_spec, length=sources.shape[-1]).numpy()
-        out = {"oracle_irm": self._score_estimates(dataset, "test", oracle, sources, ctx.device, "oracle_irm")[0]}
-        sdr, sir, sar = self._mixture_bss(dataset, "test", sources, ctx.device)
-        out["mixture"] = self._summarise(sdr, sir, sar, sdr)[0]
+        score_silent = score_silent_option(ctx.options)
+        out = {"oracle_irm": self._score_estimates(dataset, "test", oracle, sources, ctx.device, "oracle_irm",
+                                                   score_silent)[0]}
+        mix = np.broadcast_to(sources.sum(axis=1, keepdims=True), sources.shape)
+        keep = _kept(mix, sources, score_silent, "mixture")
+        sdr, sir, sar = (v[keep] for v in self._mixture_bss(dataset, "test", sources, ctx.device))
+        out["mixture"] = self._summarise(sdr, sir, sar, sdr, len(sources) - len(keep))[0]
         return out
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
+        score_silent = score_silent_option(ctx.options)  # a bad value fails before any training
         test = dataset.split("test")
         pairs = self.test_pairs(dataset)
         sources = _pair_sources(test, pairs)
@@ -353,7 +419,11 @@ class SeparationTask(Task):
             estimates, head_cfg = self._mask_head(model, dataset, pairs, mixtures, ctx)
             protocol = "frozen visual embedding, suite-trained FiLM ratio-mask head on the mixture STFT"
             config.update({"stft": {"n_fft": n_fft, "hop": hop, "window": "hann"}, "head": head_cfg})
-        metrics, items = self._score_estimates(dataset, "test", estimates, sources, ctx.device, "model output")
+        metrics, items = self._score_estimates(dataset, "test", estimates, sources, ctx.device, "model output",
+                                               score_silent)
+        config["silence_rule"] = ("every mixture scored (score_silent=true)" if score_silent else
+                                  f"Sound of Pixels: skip a mixture with a source or estimate of sum|x| <= {SILENCE_THRESHOLD:g}")
+        config["skipped"] = int(metrics["skipped"])
         return TaskResult(metrics=metrics, protocol=protocol, config=config, item_metrics=items)
 
     def _own_separator(self, model: Any, split: AVSplit, pairs: np.ndarray, mixtures: np.ndarray, sr: int,

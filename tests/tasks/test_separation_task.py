@@ -11,7 +11,7 @@ from mir_eval.separation import bss_eval_sources
 
 from avcl_bench.baselines.random_projection import RandomProjection
 from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
-from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.separation.metrics import separation_metrics
 from avcl_bench.tasks.separation.task import (
@@ -21,10 +21,13 @@ from avcl_bench.tasks.separation.task import (
     _Spectral,
     mixture_pairs,
     random_partners,
+    score_silent_option,
+    skipped_mixtures,
     stft_params,
 )
 
 KEYS = {"SDR", "SIR", "SAR", "NSDR"}
+ALL_KEYS = KEYS | {"skipped"}
 
 
 @lru_cache(maxsize=None)
@@ -133,7 +136,8 @@ def test_ideal_ratio_masks_sum_to_one():
 # ----------------------------------------------------------------------------- evaluate / references
 def test_metadata():
     t = task()
-    assert set(t.metrics) == KEYS and set(METRICS) == KEYS
+    assert set(t.metrics) == ALL_KEYS and set(METRICS) == ALL_KEYS
+    assert not t.metrics["skipped"].higher_is_better and t.metrics["skipped"].unit == "count"
     assert t.metadata.needs == ("sources",) and t.metadata.reference_names == ("oracle_irm", "mixture")
     assert all(t.metrics[k].higher_is_better for k in KEYS)
 
@@ -143,14 +147,16 @@ def test_random_model_keys_and_bounds():
     assert set(refs) == {"oracle_irm", "mixture"}
     res = random_result()
     for m in (res.metrics, refs["oracle_irm"], refs["mixture"]):
-        assert set(m) == KEYS
+        assert set(m) == ALL_KEYS
         assert all(np.isfinite(v) for v in m.values())
+        assert m["skipped"] == 0.0
     assert refs["mixture"]["NSDR"] == 0.0
     # the oracle is far above the unprocessed mixture; the trained head lies between
     assert refs["oracle_irm"]["SDR"] > refs["mixture"]["SDR"] + 15
     assert refs["mixture"]["SDR"] < res.metrics["SDR"] < refs["oracle_irm"]["SDR"]
     assert res.metrics["NSDR"] > 0.2  # better than no separation (NSDR 0)
     assert res.protocol.startswith("frozen visual embedding")
+    assert res.config["skipped"] == 0 and res.config["silence_rule"].startswith("Sound of Pixels")
     assert res.config["mixtures"] == 12 and res.config["stft"] == {"n_fft": 256, "hop": 64, "window": "hann"}
     # per-mixture items average to the metric (what the reporting checks)
     for k in KEYS:
@@ -225,11 +231,11 @@ def test_score_round_trip_matches_references():
     ref = task().export_reference(d)
     mix_pred = {"estimates": np.repeat(ref["mixtures"][:, None], 2, axis=1)}
     got = task().score(mix_pred, ref)
-    assert set(got) == KEYS and got["NSDR"] == pytest.approx(0.0, abs=1e-9)
+    assert set(got) == ALL_KEYS and got["NSDR"] == pytest.approx(0.0, abs=1e-9)
     assert got["SDR"] == pytest.approx(references()["mixture"]["SDR"], abs=1e-4)
     perfect = task().score({"estimates": ref["sources"]}, ref)
     assert perfect["SDR"] > 100
-    assert set(task().score({"estimates": ref["sources"]}, {"sources": ref["sources"]})) == {"SDR", "SIR", "SAR"}
+    assert set(task().score({"estimates": ref["sources"]}, {"sources": ref["sources"]})) == {"SDR", "SIR", "SAR", "skipped"}
 
 
 def test_score_errors_name_file_and_field():
@@ -254,7 +260,8 @@ def test_score_errors_name_file_and_field():
     silent = src.copy()
     silent[2, 1] = 0
     with pytest.raises(InputError, match="r.npz: sources: mixture 2, source 1 is silent"):
-        t.score({"estimates": src}, {"sources": silent}, ref_source="r.npz")
+        t.score({"estimates": src}, {"sources": silent}, ref_source="r.npz", score_silent=True)
+    assert t.score({"estimates": src}, {"sources": silent}, ref_source="r.npz")["skipped"] == 1.0
     with pytest.raises(InputError, match="r.npz: mixtures: expected shape"):
         t.score({"estimates": src}, {"sources": src, "mixtures": src[:, 0, :-1]}, ref_source="r.npz")
     with pytest.raises(InputError, match="r.npz: sources: expected 3-D"):
@@ -270,3 +277,128 @@ def test_supports():
     assert "has no sources" in t.supports(None, d.spec, no_src)
     one_class = d.split("test").subset(np.flatnonzero(d.split("test").labels == 0))
     assert "two different classes" in t.supports(None, d.spec, one_class)
+
+
+# ----------------------------------------------------------------------------- Sound of Pixels' silence rule
+def official_valid(gts_wav: np.ndarray, preds_wav: np.ndarray) -> bool:
+    """``calc_metrics`` of Sound of Pixels' ``main.py``, literally: the mixture is scored iff valid."""
+    valid = True
+    for n in range(len(gts_wav)):
+        valid *= np.sum(np.abs(gts_wav[n])) > 1e-5
+        valid *= np.sum(np.abs(preds_wav[n])) > 1e-5
+    return bool(valid)
+
+
+def official_scores(sources: np.ndarray, estimates: np.ndarray, mixtures: np.ndarray) -> tuple[dict[str, float], int]:
+    """Sound of Pixels' meters: mir_eval on every valid mixture, means over them, and the skip count."""
+    sdr_m, sir_m, sar_m, nsdr_m, skipped = [], [], [], [], 0
+    for gts, preds, mix in zip(sources, estimates, mixtures):
+        if not official_valid(gts, preds):
+            skipped += 1
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sdr, sir, sar, _ = bss_eval_sources(gts, preds, False)
+            sdr_mix, _, _, _ = bss_eval_sources(gts, np.stack([mix] * len(gts)), False)
+        sdr_m.append(sdr.mean())
+        sir_m.append(sir.mean())
+        sar_m.append(sar.mean())
+        nsdr_m.append((sdr - sdr_mix).mean())
+    return {"SDR": float(np.mean(sdr_m)), "SIR": float(np.mean(sir_m)), "SAR": float(np.mean(sar_m)),
+            "NSDR": float(np.mean(nsdr_m))}, skipped
+
+
+def _quiet_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and estimates with near-silent signals on both sides of the 1e-5 threshold."""
+    length = 1200
+    src = rng.standard_normal((7, 2, length))
+    est = src + 0.5 * rng.standard_normal(src.shape)
+    src[1, 0] *= 0.99e-5 / np.abs(src[1, 0]).sum()   # source below the threshold: skipped
+    src[2, 1] = 0.0
+    src[2, 1, 10] = 1e-5                             # sum|x| exactly 1e-5: "> 1e-5" fails, skipped
+    est[3, 1] = 0.0                                  # a silent estimate: skipped
+    est[4, 0] *= 0.5e-5 / np.abs(est[4, 0]).sum()    # a quiet but non-zero estimate: skipped
+    src[5, 1] *= 3e-5 / np.abs(src[5, 1]).sum()      # above the threshold: scored
+    est[5, 1] = src[5, 1] + 1e-7 * rng.standard_normal(length)
+    return src, est
+
+
+def test_skip_rule_matches_official_literal_rule():
+    rng = np.random.default_rng(30)
+    src, est = _quiet_case(rng)
+    want = np.array([not official_valid(g, p) for g, p in zip(src, est)])
+    np.testing.assert_array_equal(skipped_mixtures(est, src), want)
+    np.testing.assert_array_equal(np.flatnonzero(want), [1, 2, 3, 4])
+    for _ in range(20):  # random scales around the threshold
+        a = rng.standard_normal((5, 3, 40)) * 10.0 ** rng.uniform(-9, -5, (5, 3, 1))
+        b = rng.standard_normal((5, 3, 40)) * 10.0 ** rng.uniform(-9, -5, (5, 3, 1))
+        np.testing.assert_array_equal(skipped_mixtures(b, a), [not official_valid(g, p) for g, p in zip(a, b)])
+
+
+def test_score_skips_as_the_official_evaluation_and_counts():
+    rng = np.random.default_rng(31)
+    src, est = _quiet_case(rng)
+    mix = src.sum(axis=1)
+    got = task().score({"estimates": est}, {"sources": src, "mixtures": mix})
+    want, skipped = official_scores(src, est, mix)
+    assert got["skipped"] == float(skipped) == 4.0
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, abs=1e-6), k
+
+
+def test_score_silent_scores_quiet_mixtures_and_refuses_all_zero():
+    rng = np.random.default_rng(32)
+    src, est = _quiet_case(rng)
+    src[2, 1] = rng.standard_normal(src.shape[-1]) * 1e-7  # quiet, non-zero
+    est[3, 1] = rng.standard_normal(src.shape[-1]) * 1e-7
+    mix = src.sum(axis=1)
+    got = task().score({"estimates": est}, {"sources": src, "mixtures": mix}, score_silent=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sdr = np.stack([bss_eval_sources(g, p, False)[0] for g, p in zip(src, est)])
+    assert got["skipped"] == 0.0 and got["SDR"] == pytest.approx(float(sdr.mean()), abs=1e-6)
+    est[3, 1] = 0.0
+    with pytest.raises(InputError, match="estimates: item 3, source 1 is silent"):
+        task().score({"estimates": est}, {"sources": src}, score_silent=True)
+
+
+def test_every_mixture_skipped_is_a_one_line_error():
+    src = np.random.default_rng(33).standard_normal((2, 2, 1200))
+    with pytest.raises(InputError, match=r"^p.npz: estimates: all 2 mixtures .* score_silent=true"):
+        task().score({"estimates": np.zeros_like(src)}, {"sources": src}, pred_source="p.npz")
+
+
+def test_score_silent_option_values():
+    assert score_silent_option({}) is False
+    for v in (True, "true", "True", "1", "yes", 1):
+        assert score_silent_option({"score_silent": v}) is True
+    for v in (False, "false", "0", "no", 0):
+        assert score_silent_option({"score_silent": v}) is False
+    with pytest.raises(ConfigError, match="score_silent must be true or false"):
+        score_silent_option({"score_silent": "maybe"})
+
+
+class QuietSeparator:
+    """A model with its own separator that returns silence for every other mixture."""
+
+    capabilities = frozenset({"separation"})
+    trainable = False
+
+    def __init__(self):
+        self.calls = 0
+
+    def separate(self, mixture, visual, sample_rate):
+        out = mixture.clone() * 0.5
+        out[::2] = 0.0
+        return out
+
+
+def test_evaluate_counts_skipped_mixtures_in_the_record():
+    d = tiny()
+    res = task().evaluate(QuietSeparator(), d, EvalContext(seed=0, quick=True))
+    n = res.config["mixtures"]
+    assert res.metrics["skipped"] == float(res.config["skipped"]) == float((n + 1) // 2)
+    assert len(res.item_metrics["SDR"]) == n - (n + 1) // 2
+    assert np.mean(res.item_metrics["SDR"]) == pytest.approx(res.metrics["SDR"], rel=1e-9)
+    with pytest.raises(InputError, match="estimates: item 0, source 0 is silent"):
+        task().evaluate(QuietSeparator(), d, EvalContext(seed=0, quick=True, options={"score_silent": "true"}))
