@@ -14,7 +14,9 @@ learning") is kept in two hand-curated CSV files under ``results/surveyed/``:
 
 Reporting code filters the rows of one task / metric and labels them with
 :func:`comparability`: a surveyed number is a ``"direct"`` comparison only when it was
-measured on the dataset of the run, otherwise it is a ``"reference"``.
+measured on the dataset of the run and the run's records verify that their data is that dataset
+and split (:mod:`benchmark.datasets.manifests`); otherwise it is a ``"reference"``, and
+:func:`comparability_reason` says why.
 
 The folder can be replaced with the environment variable ``AVCL_SURVEYED_DIR``. Every
 problem with the files is raised as :class:`~benchmark.errors.InputError` naming the file
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -40,6 +44,7 @@ __all__ = [
     "UNITS",
     "WIDE_COLUMNS",
     "comparability",
+    "comparability_reason",
     "load_table1",
     "load_table1_long",
     "resolve_dataset_id",
@@ -236,19 +241,52 @@ def resolve_dataset_id(name: str) -> str:
     return DATASET_ALIASES.get(key, key)
 
 
-def comparability(rows: pd.DataFrame, dataset_id: str) -> pd.Series:
-    """Label each surveyed row ``"direct"`` (same dataset as the run) or ``"reference"``.
+def _identity_verified(identity: Mapping[str, Any] | None, target: str) -> bool:
+    """Whether ``identity`` (a record's ``config.dataset.identity``) verifies the data as ``target``."""
+    if not isinstance(identity, Mapping):
+        return False
+    return identity.get("verified") is True and identity.get("dataset_id") == target
 
-    ``dataset_id`` is the run's dataset, as a registry name or a Table 1 ``dataset_id``.
-    The result is aligned with ``rows.index`` and named ``"comparability"``.
-    """
+
+def _check_rows(rows: pd.DataFrame) -> None:
     if not isinstance(rows, pd.DataFrame):
         raise ConfigError(f"rows must be a pandas DataFrame, got {type(rows).__name__}")
     if "dataset_id" not in rows.columns:
         raise InputError("surveyed rows", "dataset_id", "missing column")
+
+
+def comparability(rows: pd.DataFrame, dataset_id: str, identity: Mapping[str, Any] | None = None) -> pd.Series:
+    """Label each surveyed row ``"direct"`` or ``"reference"``.
+
+    A row is ``direct`` only when it was measured on the run's dataset (its ``dataset_id`` is
+    ``dataset_id``'s, a registry name or a Table 1 id) **and** ``identity`` (the verdict of
+    :func:`benchmark.datasets.manifests.dataset_identity` that the run's records carry) verifies
+    the data as that dataset and split. The name alone never makes a row direct: without a
+    verdict, or with an unverified one, every row is a ``reference``. The result is aligned with
+    ``rows.index`` and named ``"comparability"``; :func:`comparability_reason` says why.
+    """
+    _check_rows(rows)
     target = resolve_dataset_id(dataset_id)
-    direct = rows["dataset_id"] == target
-    return pd.Series(
-        ["direct" if d else "reference" for d in direct],
-        index=rows.index, dtype=object, name="comparability",
-    )
+    ok = _identity_verified(identity, target)
+    direct = (rows["dataset_id"] == target) & ok
+    return pd.Series(["direct" if d else "reference" for d in direct], index=rows.index, dtype=object,
+                     name="comparability")
+
+
+def comparability_reason(rows: pd.DataFrame, dataset_id: str, identity: Mapping[str, Any] | None = None) -> pd.Series:
+    """Why each row is not ``direct`` (``""`` for a direct row), aligned with ``rows.index``.
+
+    ``"different dataset"`` for a row of another dataset; for a row of the run's dataset name
+    whose data is not verified, ``"not verified as <title>: <the verdict's reason>"``.
+    """
+    _check_rows(rows)
+    target = resolve_dataset_id(dataset_id)
+    if _identity_verified(identity, target):
+        same = ""
+    elif isinstance(identity, Mapping) and identity.get("dataset_id") == target:
+        same = f"not verified as {identity.get('title') or target}: {identity.get('reason') or 'no reason recorded'}"
+    else:
+        same = (f"not verified as {target}: the records carry no dataset verification (written before the suite "
+                "checked dataset identity, or for another dataset); re-run them")
+    return pd.Series([same if d == target else "different dataset" for d in rows["dataset_id"]], index=rows.index,
+                     dtype=object, name="comparability_reason")

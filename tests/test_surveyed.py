@@ -279,13 +279,16 @@ def _rows(long: pd.DataFrame, **eq: str) -> pd.DataFrame:
 
 def test_comparability(long: pd.DataFrame) -> None:
     rows = _rows(long, metric_key="mAP")
-    label = comparability(rows, "ave")
+    # direct needs the records' verdict that the data is the dataset (tests/test_comparability.py)
+    label = comparability(rows, "ave", {"dataset_id": "ave", "verified": True})
     assert label.index.equals(rows.index) and label.name == "comparability"
     assert (label == "direct").tolist() == (rows["dataset_id"] == "ave").tolist()
     assert set(label) == {"direct", "reference"}
-    assert (comparability(rows, "no-such-dataset") == "reference").all()
+    assert (comparability(rows, "no-such-dataset", {"dataset_id": "no-such-dataset", "verified": True})
+            == "reference").all()
     chen = _rows(long, task="localization")
-    assert comparability(chen, "vggss")[chen["dataset_id"] == "vgg-ss"].eq("direct").all()
+    assert comparability(chen, "vggss", {"dataset_id": "vgg-ss", "verified": True})[
+        chen["dataset_id"] == "vgg-ss"].eq("direct").all()
     with pytest.raises(InputError, match="dataset_id"):
         comparability(rows.drop(columns="dataset_id"), "ave")
     with pytest.raises(ConfigError):

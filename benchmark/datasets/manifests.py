@@ -118,7 +118,8 @@ _register(Manifest(
 
 # ----------------------------------------------------------------------------- verdict
 def _verdict(dataset_id: str, verified: bool, reason: str, manifest: str = "") -> dict[str, Any]:
-    return {"dataset_id": dataset_id, "verified": verified, "reason": reason, "manifest": manifest,
+    title = MANIFESTS.get(dataset_id).title if dataset_id in MANIFESTS else dataset_id
+    return {"dataset_id": dataset_id, "title": title, "verified": verified, "reason": reason, "manifest": manifest,
             "version": MANIFEST_VERSION}
 
 

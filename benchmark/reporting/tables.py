@@ -37,7 +37,7 @@ from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
 from ..schema import TASK_FAMILIES, ResultRecord, TaskMetadata
-from ..surveyed import comparability
+from ..surveyed import comparability, comparability_reason
 from .configs import ConfigLegend, resolve_configs
 from .records import as_records, metric_matches_key, records_frame, task_metadata
 from .stats import Summary, format_rank, rank_ranges, summarize
@@ -345,11 +345,51 @@ def rank_sort_key(row: Mapping[str, Any]) -> tuple[float, float, float]:
 # ----------------------------------------------------------------------------- blocks
 
 
-def surveyed_for(surveyed: pd.DataFrame | None, family: str, metrics: Sequence[str], dataset: str) -> pd.DataFrame:
+def record_identity(rec: ResultRecord) -> dict[str, Any] | None:
+    """The dataset verdict a record carries (``config.dataset.identity``), or ``None``."""
+    data = rec.config.get("dataset") if isinstance(rec.config, dict) else None
+    ident = data.get("identity") if isinstance(data, dict) else None
+    return ident if isinstance(ident, dict) else None
+
+
+def block_identities(records: Iterable[ResultRecord]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, dataset) -> the dataset verdict of all of its records together.
+
+    Verified only when every record of the table is verified for the same ``dataset_id``; else the
+    first record's reason that is not (a record without any verdict counts as not verified).
+    """
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in records:
+        key = (rec.task, rec.dataset)
+        ident = record_identity(rec) or {}
+        seen = out.setdefault(key, ident)
+        if seen is ident or seen.get("verified") is not True:
+            continue
+        if ident.get("verified") is not True:
+            out[key] = ident
+        elif ident.get("dataset_id") != seen.get("dataset_id"):
+            out[key] = {**seen, "verified": False, "reason": "the records of this table are verified as different "
+                        f"datasets ({seen.get('dataset_id')}, {ident.get('dataset_id')})"}
+    return out
+
+
+def comparability_label(reason: str) -> str:
+    """The comparability cell of a surveyed row from :func:`~benchmark.surveyed.comparability_reason`."""
+    if not reason:
+        return COMPARABILITY_DIRECT
+    if reason == "different dataset":
+        return COMPARABILITY_REFERENCE
+    return f"reference ({reason})"
+
+
+def surveyed_for(surveyed: pd.DataFrame | None, family: str, metrics: Sequence[str], dataset: str,
+                 identity: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Surveyed rows of ``family`` whose ``metric_key`` matches one of ``metrics``.
 
-    Adds ``comparability`` (:data:`COMPARABILITY_DIRECT` when the row's ``dataset_id``
-    is our ``dataset``'s canonical id, else :data:`COMPARABILITY_REFERENCE`) and
+    Adds ``comparability`` (:data:`COMPARABILITY_DIRECT` only when the row's ``dataset_id``
+    is our ``dataset``'s canonical id and ``identity``, the records' dataset verdict, verifies the
+    data as that dataset and split; :data:`COMPARABILITY_REFERENCE` for another dataset;
+    ``"reference (not verified as X: why)"`` for our dataset's name on unverified data) and
     ``our_metrics`` (which of our metric columns it corresponds to). Direct rows first,
     otherwise Table 1 order.
     """
@@ -366,8 +406,8 @@ def surveyed_for(surveyed: pd.DataFrame | None, family: str, metrics: Sequence[s
             ours.append(", ".join(matched))
     out = part.loc[keep].copy()
     out["our_metrics"] = ours
-    direct = comparability(out, dataset) == "direct"
-    out["comparability"] = [COMPARABILITY_DIRECT if d else COMPARABILITY_REFERENCE for d in direct]
+    direct = comparability(out, dataset, identity) == "direct"
+    out["comparability"] = [comparability_label(r) for r in comparability_reason(out, dataset, identity)]
     out["_order"] = (~direct).astype(int)
     out = out.sort_values("_order", kind="mergesort")
     return out[cols].reset_index(drop=True)
@@ -449,6 +489,7 @@ def build_blocks(
     metrics_per_task: Mapping[str, Sequence[str]] | None = None,
     metadata: Mapping[str, TaskMetadata] | None = None,
     sort_by_rank: bool = True,
+    identities: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> list[Block]:
     """Split an :func:`aggregate` table into one :class:`Block` per (family, dataset).
 
@@ -457,8 +498,11 @@ def build_blocks(
     Models are ordered by encoder, then objective, then name (so models differing only
     by objective sit next to each other) with ``sort_by_rank=False``, else (default) by the
     rank of the main metric (:func:`rank_sort_key`); reference models come last.
+    ``identities`` ((task, dataset) -> dataset verdict, :func:`block_identities`) decides which
+    surveyed rows are direct; without one none is.
     """
     metadata = metadata or {}
+    identities = identities or {}
     present_tasks = sorted(set(agg["task"]), key=family_sort_key)
     if tasks is not None:
         unknown = [t for t in tasks if t not in present_tasks]
@@ -492,7 +536,7 @@ def build_blocks(
                     directions=directions,
                     models=desc["model"].tolist(),
                     rows=rows,
-                    surveyed=surveyed_for(surveyed, family, metrics, dataset),
+                    surveyed=surveyed_for(surveyed, family, metrics, dataset, identities.get((family, dataset))),
                     all_rows=part.reset_index(drop=True),
                     units={k: m.unit for k, m in meta.metrics.items()} if meta is not None else {},
                 )
@@ -516,7 +560,7 @@ def blocks_and_legend(
     if agg.empty:
         raise InputError("records", None, "no result records to report")
     blocks = build_blocks(agg, surveyed, tasks=tasks, metrics_per_task=metrics_per_task,
-                          metadata=task_metadata(recs), sort_by_rank=sort_by_rank)
+                          metadata=task_metadata(recs), sort_by_rank=sort_by_rank, identities=block_identities(recs))
     return blocks, legend
 
 

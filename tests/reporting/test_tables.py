@@ -30,7 +30,7 @@ from avcl_bench.benchmark.reporting.tables import (
     surveyed_for,
 )
 
-from ._builders import make_record, sep_record
+from ._builders import make_record, sep_record, verified_dataset
 
 T_975_2 = 4.302652729749464  # Student t quantile, 2 degrees of freedom
 
@@ -97,14 +97,16 @@ def test_aggregate_rejects_conflicting_direction() -> None:
 
 
 def test_surveyed_comparability_and_prefix_match(surveyed: pd.DataFrame) -> None:
-    part = surveyed_for(surveyed, "retrieval", ["mAP", "R@10_a2v", "R@10_v2a"], "avsynth")
+    part = surveyed_for(surveyed, "retrieval", ["mAP", "R@10_a2v", "R@10_v2a"], "avsynth",
+                        verified_dataset("avsynth")["identity"])
     by_paper = dict(zip(part["paper"], part["comparability"]))
     assert by_paper["Test et al., 2020"] == COMPARABILITY_DIRECT  # dataset_id avsynth
     assert by_paper["Zeng et al., 2020"] == COMPARABILITY_REFERENCE
     assert part.iloc[0]["paper"] == "Test et al., 2020"  # direct rows first
     assert dict(zip(part["paper"], part["our_metrics"]))["Rouditchenko et al., 2020"] == "R@10_a2v, R@10_v2a"
     assert "Afouras et al., 2021" not in by_paper  # mAP@50 has no metric_key
-    esc = surveyed_for(surveyed, "classification", ["ACC"], "esc50")  # alias esc50 -> esc-50
+    esc = surveyed_for(surveyed, "classification", ["ACC"], "esc50",  # alias esc50 -> esc-50
+                       verified_dataset("esc50")["identity"])
     assert set(esc.loc[esc.dataset_id == "esc-50", "comparability"]) == {COMPARABILITY_DIRECT}
     assert set(esc.loc[esc.dataset_id == "ucf101", "comparability"]) == {COMPARABILITY_REFERENCE}
     assert surveyed_for(surveyed, "separation", ["ACC"], "music").empty
