@@ -39,8 +39,8 @@ from . import codehash
 from .paths import cache_dir
 from .store import atomic_write_bytes, config_key
 
-__all__ = ["CELL_CACHE_VERSION", "EmbeddingCache", "can_checkpoint", "cell_key", "checkpoint_path",
-           "load_checkpoint", "save_checkpoint"]
+__all__ = ["CELL_CACHE_VERSION", "EmbeddingCache", "can_checkpoint", "cell_key", "checkpoint_path", "is_warm",
+           "load_checkpoint", "mark_cell", "save_checkpoint"]
 
 #: bumped when the layout or content of the cell cache changes
 CELL_CACHE_VERSION = 1
@@ -101,6 +101,32 @@ def load_checkpoint(key: str, model: nn.Module, device: str) -> dict[str, Any] |
         return None
     model.to(torch.device(device))
     return {"fit_report": report}
+
+
+# ------------------------------------------------------------------------------ warm cells
+def _marker_path(key: str) -> Path:
+    return cache_dir() / "cells" / f"{key}.json"
+
+
+def mark_cell(key: str, *, needs_fit: bool) -> None:
+    """Note that cell ``key`` finished once; ``needs_fit``: its model must be trained again on a
+    rerun (trainable, but its trained state could not be checkpointed)."""
+    atomic_write_bytes(_marker_path(key), json.dumps({"version": CELL_CACHE_VERSION, "needs_fit": needs_fit,
+                                                      "checkpoint": checkpoint_path(key).is_file()}).encode())
+
+
+def is_warm(key: str) -> bool:
+    """Whether cell ``key`` can be recomputed without training: it finished before, its model either
+    needs no fit or its checkpoint is still in the cache. A warm cell costs its tasks' scoring on
+    (mostly cached) embeddings, so remote executors run it in the driver instead of shipping it
+    to a worker (for a warm rerun on Ray, starting Ray cost more than all its cells)."""
+    try:
+        marker = json.loads(_marker_path(key).read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("version") != CELL_CACHE_VERSION or marker.get("needs_fit", True):
+        return False
+    return not marker.get("checkpoint") or checkpoint_path(key).is_file()
 
 
 # ------------------------------------------------------------------------------ embeddings

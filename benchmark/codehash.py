@@ -121,8 +121,11 @@ def _suite_roots() -> tuple[tuple[str, Path], ...]:
     return tuple(sorted(roots, key=lambda r: -len(r[0])))
 
 
+@functools.cache
 def module_file(name: str) -> Path | None:
-    """The source file of suite module ``name`` (``None`` if it is not one, or does not exist)."""
+    """The source file of suite module ``name`` (``None`` if it is not one, or does not exist).
+
+    Memoised per process, as :func:`suite_hash` (the suite's files do not change while it runs)."""
     for pkg, folder in _suite_roots():
         if name == pkg or name.startswith(pkg + "."):
             parts = name[len(pkg):].lstrip(".").split(".") if name != pkg else []
@@ -148,12 +151,16 @@ def _module_name(path: Path) -> str | None:
     return None
 
 
-def _imports(path: Path, name: str) -> set[str]:
-    """Module names ``path`` (module ``name``) imports statically, anywhere in the file."""
+@functools.cache
+def _imports(path: Path, name: str) -> frozenset[str]:
+    """Module names ``path`` (module ``name``) imports statically, anywhere in the file.
+
+    Memoised per process: every task's, dataset's and model's hash walks the same engine files,
+    and parsing them again for each took most of a warm rerun's non-import time."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except SyntaxError:
-        return set()
+        return frozenset()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -168,7 +175,7 @@ def _imports(path: Path, name: str) -> set[str]:
                 base = node.module or ""
             out.add(base)
             out.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import submodule`
-    return out
+    return frozenset(out)
 
 
 def import_closure(modules: Iterable[str]) -> set[Path]:

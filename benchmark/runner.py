@@ -438,7 +438,8 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
                 progress.reused()
                 continue
             cell = cells.cell_key(model_id, {**data_cfg, "code": data_code}, seed, runtime)
-            if cfg.executor.name != "local":
+            # a warm cell (nothing to train) is cheaper here than on a worker of a remote executor
+            if cfg.executor.name != "local" and not (cfg.cache and cells.is_warm(cell)):
                 remote.append(CellSpec(cfg, spec_name, seed, tuple(t.name for t in todo), keys, cell, device,
                                        str(cache_dir())))
                 continue
@@ -588,4 +589,6 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
             protocol=result.protocol, task_meta=task.metadata,
             model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
         ))
+    if cfg.cache:
+        cells.mark_cell(cell, needs_fit=bool(getattr(model, "trainable", True)) and not checkpoint)
     return new

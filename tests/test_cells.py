@@ -96,6 +96,23 @@ def test_other_task_options_reuse_the_cell(tmp_path, capsys):
     assert a[0].key != b[0].key
 
 
+def test_warm_cells_need_a_finished_run_and_their_checkpoint(tmp_path):
+    key = "k" * 64
+    assert not cells.is_warm(key)
+    cells.mark_cell(key, needs_fit=True)  # trainable but not checkpointable: a rerun trains again
+    assert not cells.is_warm(key)
+    cells.mark_cell(key, needs_fit=False)  # no fit needed (e.g. an untrained reference model)
+    assert cells.is_warm(key)
+    cells.checkpoint_path(key).parent.mkdir(parents=True, exist_ok=True)
+    cells.checkpoint_path(key).write_bytes(b"x")
+    cells.mark_cell(key, needs_fit=False)
+    assert cells.is_warm(key)
+    cells.checkpoint_path(key).unlink()  # its checkpoint was removed from the cache: cold again
+    assert not cells.is_warm(key)
+    (cells.cache_dir() / "cells" / f"{key}.json").write_text("{torn")
+    assert not cells.is_warm(key)
+
+
 def test_cell_key_changes_with_model_data_seed_runtime_not_task():
     base = dict(model_id={"name": "m", "args": {}, "source_hash": "x"}, dataset={"fingerprint": "f", "quick": True},
                 seed=0, runtime={"threads": 1, "device": "cpu"})

@@ -74,6 +74,11 @@ def test_ray_matches_local_and_shares_the_store(tmp_path, ray_2cpu, capsys):
     run(_cfg(tmp_path / "local", executor=ExecutorOptions("ray", cpus_per_cell=1)))
     err = capsys.readouterr().err
     assert "[executor]" not in err and err.count("[reuse]") == 4
+    # a warm rerun into a new folder: nothing to train, so the cells run in the driver, not on Ray
+    warm = run(_cfg(tmp_path / "warm", executor=ExecutorOptions("ray", cpus_per_cell=1)))
+    err = capsys.readouterr().err
+    assert "[executor]" not in err and "[train]" not in err and err.count("[cache] loaded checkpoint") == 2
+    assert _metrics(warm) == local
 
 
 def test_slurm_debug_executor_matches_local(tmp_path, capsys):
