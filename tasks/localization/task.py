@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
+from avcl_bench.benchmark.datasets.frontend import FRONTEND_KEY
 from avcl_bench.benchmark.embedding import embed_batches
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
@@ -41,16 +42,14 @@ EMPTY_MASK_MODES = ("raise", "zero")
 _BATCH = 64
 #: the seed of the negatives: fixed, so that every model and seed faces the same test items
 NEGATIVE_SEED = 20221128
-#: ``split.meta`` key of a dataset's :class:`AudioFrontend`
-FRONTEND_KEY = "audio_frontend"
 
 
 @runtime_checkable
 class AudioFrontend(Protocol):
     """How a dataset turns waveforms into the audio input of its clips (``split.meta["audio_frontend"]``).
 
-    A dataset that provides one lets the task build silence and noise negatives as the model
-    would receive them (e.g. avsynth: log-mel, standardised with its train statistics).
+    A dataset that provides one (e.g. a :class:`~benchmark.datasets.frontend.StandardisedFrontend`)
+    lets the task build silence and noise negatives as the model would receive them.
     ``samples`` is the waveform length of a clip, ``level`` the RMS of the dataset's clips.
     """
 

@@ -346,12 +346,11 @@ def test_slavc_metrics_equal_score_of_the_heatmaps_by_hand(dataset) -> None:
     r = LocalizationTask().evaluate(model, ds, _ctx())
     neg_audio = torch.as_tensor(np.concatenate(model.audio_inputs)[:40])
     frames = torch.as_tensor(np.asarray(test.frames)).float()[:, None] / 255
-    s = model.embed_visual_spatial(frames).double()
-    s = s / s.norm(dim=1, keepdim=True)
+    s = torch.nn.functional.normalize(model.embed_visual_spatial(frames).double(), dim=1)  # cosine (eps for 0)
     heat = {}
     for name, audio in (("heatmaps", torch.as_tensor(np.asarray(test.audio))), ("neg_heatmaps", neg_audio)):
-        a = model.embed_audio(audio).double()
-        heat[name] = torch.einsum("bd,bdhw->bhw", a / a.norm(dim=1, keepdim=True), s).numpy()
+        a = torch.nn.functional.normalize(model.embed_audio(audio).double(), dim=1)
+        heat[name] = torch.einsum("bd,bdhw->bhw", a, s).numpy()
     scored = LocalizationTask().score(heat, {"masks": np.asarray(test.masks, dtype=np.float64)})
     assert set(scored) == KEYS
     for k in KEYS:
