@@ -43,7 +43,7 @@ __all__ = [
 
 #: the suite's task families, in the order runs execute and reports show them (the one copy)
 TASK_FAMILIES: tuple[str, ...] = (
-    "retrieval", "classification", "separation", "localization", "event_localization", "generation",
+    "retrieval", "classification", "separation", "localization", "event_localization", "generation", "robustness",
 )
 
 #: version of the record layout; bump when a field changes meaning or shape

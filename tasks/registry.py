@@ -23,6 +23,7 @@ _ADAPTERS = {
     "localization": ("localization.task", "LocalizationTask"),
     "event_localization": ("event_localization.task", "EventLocalizationTask"),
     "generation": ("generation.task", "GenerationTask"),
+    "robustness": ("robustness.task", "RobustnessTask"),
 }
 
 for _name in TASK_ORDER:

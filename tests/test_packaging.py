@@ -120,7 +120,7 @@ def test_wheel_is_used_beside_shadowing_folders(wheel: Path, tmp_path: Path) -> 
                           env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     n_tasks, n_rows = map(int, proc.stdout.split())
-    assert n_tasks == 6 and n_rows > 0
+    assert n_tasks == 7 and n_rows > 0
 
 
 def test_checkout_stamp_in_our_checkout() -> None:

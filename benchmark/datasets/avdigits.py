@@ -211,7 +211,7 @@ _OPTIONS = {
 
 @register_dataset(
     "avdigits",
-    tasks=("retrieval", "classification"),
+    tasks=("retrieval", "classification", "robustness"),
     layout=LAYOUT,
     licence="FSDD: CC BY-SA 4.0; MNIST: CC BY-SA 3.0 (Y. LeCun, C. Cortes); scikit-learn digits: BSD-3-Clause (UCI)",
     citation=("Z. Jackson et al., Free Spoken Digit Dataset (FSDD), 2018, doi:10.5281/zenodo.1342401; "
