@@ -7,6 +7,7 @@ sound) and return plain Python floats.
 * ``FD``: Fréchet distance between Gaussians fitted to both sets (Heusel et al., 2017),
   computed as pytorch-fid's ``calculate_frechet_distance`` does (float64, ``ddof=1``
   covariances, ``scipy.linalg.sqrtm``, ``eps`` offset for singular products).
+* ``FD`` is >= 0 exactly; a negative value from rounding is returned as 0.
 * ``KID`` / ``KID_std``: the unbiased polynomial-kernel MMD^2 estimator of Binkowski
   et al. (2018), averaged over random subsets (mean and population std over subsets, as
   torch-fidelity and torchmetrics report).
@@ -25,7 +26,9 @@ from avcl_bench.tasks.base import MetricSpec
 METRICS: dict[str, MetricSpec] = {
     "FD": MetricSpec("FD", False, "Fréchet distance between Gaussian fits of generated and real features", unit="score",
                      lower=0.0),
-    "KID": MetricSpec("KID", False, "kernel inception distance: unbiased cubic-kernel MMD^2, mean over subsets", unit="score"),
+    "KID": MetricSpec("KID", False, "kernel inception distance: unbiased cubic-kernel MMD^2, mean over subsets, "
+                      "clipped at 0 (the unbiased estimate dips below 0 for indistinguishable sets)", unit="score",
+                      lower=0.0),
     "KID_std": MetricSpec("KID_std", False, "standard deviation of KID over subsets", unit="score", lower=0.0),
     "MRR": MetricSpec("MRR", True, "mean reciprocal rank of the paired real item retrieved by cosine similarity", unit="fraction",
                       lower=0.0, upper=1.0),
@@ -147,7 +150,10 @@ def frechet_distance_from_stats(
         if s.shape != (d, d):
             raise InputError(source, name, f"expected a ({d}, {d}) covariance, got {s.shape}")
     diff = m1 - m2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2, source=source))
+    fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2, source=source))
+    # the Frechet distance of two Gaussians is >= 0 exactly (a squared Wasserstein-2 distance): a
+    # negative value is rounding of a distance near 0, so it is clipped to 0
+    return max(0.0, fd)
 
 
 def frechet_distance(feats1: object, feats2: object, *, source: str = "input",
@@ -327,6 +333,10 @@ def generation_metrics(
     out["KID"], out["KID_std"] = kernel_inception_distance(
         x, y, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed, source=source, source2=real_source
     )
+    # the unbiased MMD^2 estimate is negative when the sets are closer than its sampling noise; a
+    # record never holds a negative distance: KID is clipped to 0 there (KID_std stays the spread
+    # of the unclipped subset estimates); kernel_inception_distance itself returns the raw estimate
+    out["KID"] = max(0.0, out["KID"])
     if paired:
         out["MRR"] = paired_mrr(x, y, source=source, real_source=real_source)
     return out

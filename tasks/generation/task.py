@@ -5,6 +5,7 @@ The protocol text is :data:`PROTOCOL` (written into every record via ``metadata`
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avcl_bench.benchmark.arrays import check_finite_metrics, require
+from avcl_bench.benchmark.arrays import check_finite_metrics, load_npz, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
@@ -38,6 +39,61 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 __all__ = ["GenerationTask", "FrameDecoder", "METRICS", "frame_features", "protocol_size"]
+
+
+def channels_first(images: Any, source: object, field: str) -> np.ndarray:
+    """``(N, 3, H, W)`` from ``(N, 3, H, W)`` or ``(N, H, W, 3)`` uint8 / float images (not yet range-checked).
+
+    An array whose axis 1 has 3 entries is taken as channels-first, else one whose last axis has 3
+    as channels-last; anything else is refused. Integer images must be uint8 (0-255)."""
+    arr = np.asarray(images)
+    if arr.ndim != 4 or 3 not in (arr.shape[1], arr.shape[-1]) or arr.shape[0] == 0:
+        raise InputError(source, field, f"expected images of shape (N, 3, H, W) or (N, H, W, 3), got {arr.shape}")
+    if arr.dtype != np.uint8 and arr.dtype.kind != "f":
+        raise InputError(source, field, f"expected uint8 (0-255) or float (0-1) images, got dtype {arr.dtype}")
+    return arr if arr.shape[1] == 3 else np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
+
+
+def read_png_folder(folder: Path, n: int, ids: list[str] | None) -> np.ndarray:
+    """``(n, 3, H, W)`` uint8 from ``n`` RGB PNGs named by test clip id (``<id>.png``) or, for a name that
+    is no id, by test index (``7.png``, ``00007.png``); every clip exactly once, nothing else in the
+    folder, all of one size."""
+    from PIL import Image  # third-party, only for PNG submissions
+
+    if n == 0:
+        raise InputError(folder, None, "the split has no clips to draw")
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    other = [p.name for p in files if p.suffix.lower() != ".png" or not p.is_file()]
+    if other:
+        raise InputError(folder, other[0], "not a PNG file (the folder holds one <index>.png or <id>.png per clip)")
+    by_id = {str(i): k for k, i in enumerate(ids or [])}
+    slots: dict[int, Path] = {}
+    for p in files:
+        k = int(p.stem) if p.stem.isdigit() and p.stem not in by_id else by_id.get(p.stem)
+        if k is None or not 0 <= k < n:
+            raise InputError(folder, p.name, f"names no test clip (use its index 0..{n - 1} or its id)")
+        if k in slots:
+            raise InputError(folder, p.name, f"clip {k} is also given by {slots[k].name}")
+        slots[k] = p
+    missing = [k for k in range(n) if k not in slots]
+    if missing:
+        raise InputError(folder, None, f"{len(missing)} of {n} test clips have no image (first: index {missing[0]})")
+    out = None
+    for k in range(n):
+        try:
+            with Image.open(slots[k]) as im:
+                if im.format != "PNG" or im.mode != "RGB":
+                    raise InputError(folder, slots[k].name, f"expected an 8-bit RGB PNG, got {im.format} {im.mode}")
+                arr = np.asarray(im, dtype=np.uint8)
+        except OSError as e:
+            raise InputError(folder, slots[k].name, f"unreadable image ({e})") from None
+        if out is None:
+            out = np.empty((n, *arr.shape), dtype=np.uint8)
+        if arr.shape != out.shape[1:]:
+            raise InputError(folder, slots[k].name, f"image size {arr.shape[1]}x{arr.shape[0]} differs from the "
+                             f"first image's {out.shape[2]}x{out.shape[1]}")
+        out[k] = arr
+    return np.ascontiguousarray(np.asarray(out).transpose(0, 3, 1, 2))
 
 
 class FrameDecoder(nn.Module):
@@ -116,25 +172,30 @@ PROTOCOL = (
 class GenerationTask(Task):
     """Sound-to-image generation scored in the feature space of the dataset's feature network.
 
-    ``score`` formats: PRED ``features`` ``(N, D)`` of generated images, REF ``features``
-    ``(M, D)`` of real images; FD and KID always, MRR when ``N == M`` (item ``i`` generated
-    for real item ``i``). External models submit features computed with the suite's
-    feature network: ``tasks.generation.feature_net.frame_features(dataset, images)`` (also
-    importable from this module), with ``images`` their ``(N, 3, H, W)`` generated frames
-    for the test clips in order; :meth:`export_reference` gives the real test frames'
-    features and :meth:`export_inputs` the test audio to generate from.
+    Submissions (``submit --pred DIR``) are **images**, never features: ``DIR/generation.npz``
+    with ``images`` of shape ``(N, 3, H, W)`` or ``(N, H, W, 3)``, uint8 (0-255) or float in
+    [0, 1], one generated frame per test clip in test order; or a folder ``DIR/generation/`` of
+    RGB PNGs named by test index (``0.png`` or ``00000.png`` ...) or by test clip id
+    (``<id>.png``). :meth:`load_submission` computes their features with the suite's own
+    feature network, so no submitter needs the suite's Python and nobody can submit the real
+    frames' features. ``score`` (the command, for stored outputs) compares features:
+    PRED ``features`` ``(N, D)``, REF ``features`` ``(M, D)``; FD and KID always, MRR when
+    ``N == M`` (item ``i`` generated for real item ``i``). :meth:`export_inputs` gives the test
+    audio to generate from.
     """
 
     name = "generation"
-    version = "2"  # 2: KID subsets of 1000 whenever both sets have >= 1000 items
+    version = "3"  # 2: KID subsets of 1000 whenever both sets have >= 1000 items; 3: FD and KID clipped at 0
     metadata = TaskMetadata(
         name="generation",
         main_score="FD",
         headline=("FD", "KID", "MRR"),
         metrics=METRICS,
         protocol=PROTOCOL,
-        pred_format="features (N, D) float: frame_features(dataset, generated images) of the test clips in order",
-        ref_format="features (M, D) float: frame_features of the real test frames (MRR needs N == M, paired)",
+        pred_format=("images (N, 3, H, W) or (N, H, W, 3) uint8 0-255 or float in [0, 1], one generated frame per "
+                     "test clip in test order (or a folder generation/ of RGB PNGs named <index>.png or <id>.png); "
+                     "the suite computes their features (the score command takes features (N, D) float)"),
+        ref_format="features (M, D) float: the suite's features of the real test frames (MRR needs N == M, paired)",
         needs=("frames",),
     )
 
@@ -168,6 +229,32 @@ class GenerationTask(Task):
     def export_inputs(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         """What an external model needs: ``audio`` ``(N, T, Fa)`` of the clips to draw a frame for."""
         return {"audio": np.asarray(dataset.split(split).audio, dtype=np.float32)}
+
+    def submission_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """REF of a submission: the suite's features of the real frames (:meth:`export_reference`)."""
+        return self.export_reference(dataset, split)
+
+    def load_submission(self, path: Path, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
+        """``{"features"}`` of a submission's generated images, computed by the suite.
+
+        ``path`` is ``generation.npz`` (``images``) or a folder ``generation/`` of PNGs (see the
+        class docstring). The images must be one per clip of ``split``, in order.
+        """
+        data = dataset.split(split)
+        n = len(data)
+        if path.is_dir():
+            images = read_png_folder(path, n, data.ids)
+        else:
+            arrays = load_npz(path)
+            if "images" not in arrays:
+                extra = (" (features are not accepted: submit the generated images and the suite computes their "
+                         "features)") if "features" in arrays else ""
+                raise InputError(path, "images", f"missing array (arrays present: {', '.join(sorted(arrays)) or 'none'})"
+                                 + extra)
+            images = channels_first(arrays["images"], path, "images")
+        if len(images) != n:
+            raise InputError(path, "images", f"expected {n} images (one per {split} clip, in order), got {len(images)}")
+        return {"features": frame_features(dataset, images, source=str(path))}
 
     def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
               ref_source: str = "ref") -> dict[str, float]:
