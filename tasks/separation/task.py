@@ -72,15 +72,23 @@ def score_silent_option(options: dict[str, Any]) -> bool:
     raise ConfigError(f"separation: option {SCORE_SILENT_OPTION} must be true or false, got {value!r}")
 
 
-def _kept(estimates: np.ndarray, sources: np.ndarray, score_silent: bool, source: str) -> np.ndarray:
-    """Indices of the mixtures to score; every mixture when ``score_silent``; an error when none is left."""
+def _kept(estimates: np.ndarray, sources: np.ndarray, score_silent: bool, source: str,
+          ref_source: str | None = None) -> np.ndarray:
+    """Indices of the mixtures to score; every mixture when ``score_silent``.
+
+    When the rule leaves nothing, the error blames the sources (``ref_source``) if their quiet
+    signals alone skip every mixture, else the estimates (``source``).
+    """
     if score_silent:
         return np.arange(len(sources))
     keep = np.flatnonzero(~skipped_mixtures(estimates, sources))
     if keep.size == 0:
-        raise InputError(source, "estimates",
-                         f"all {len(sources)} mixtures have a source or an estimate with sum|x| <= {SILENCE_THRESHOLD:g} "
-                         f"and are skipped (Sound of Pixels' rule): nothing to score; the task option "
+        by_sources = skipped_mixtures(np.ones_like(sources[:, :, :1]), sources).all()
+        blame, field, what = ((source if ref_source is None else ref_source, "sources", "source") if by_sources
+                              else (source, "estimates", "source or estimate"))
+        raise InputError(blame, field,
+                         f"all {len(sources)} mixtures have a {what} with sum|x| <= {SILENCE_THRESHOLD:g} and are "
+                         f"skipped (Sound of Pixels' rule): nothing to score; the task option "
                          f"{SCORE_SILENT_OPTION}=true scores them")
     return keep
 
@@ -378,7 +386,7 @@ class SeparationTask(Task):
             if mix.shape != (src.shape[0], src.shape[2]):
                 raise InputError(ref_source, "mixtures",
                                  f"expected shape {(src.shape[0], src.shape[2])} (N, L) to match sources, got {mix.shape}")
-        keep = _kept(est, src, bool(score_silent), pred_source)
+        keep = _kept(est, src, bool(score_silent), pred_source, ref_source)
         metrics = separation_metrics(est[keep], src[keep], None if mix is None else mix[keep], source=pred_source,
                                      ref_source=ref_source)
         metrics["skipped"] = float(len(src) - len(keep))

@@ -364,8 +364,12 @@ def test_score_silent_scores_quiet_mixtures_and_refuses_all_zero():
 
 def test_every_mixture_skipped_is_a_one_line_error():
     src = np.random.default_rng(33).standard_normal((2, 2, 1200))
-    with pytest.raises(InputError, match=r"^p.npz: estimates: all 2 mixtures .* score_silent=true"):
+    with pytest.raises(InputError, match=r"^p.npz: estimates: all 2 mixtures have a source or estimate .* score_silent=true"):
         task().score({"estimates": np.zeros_like(src)}, {"sources": src}, pred_source="p.npz")
+    quiet = src.copy()
+    quiet[:, 1] = 0.0
+    with pytest.raises(InputError, match=r"^r.npz: sources: all 2 mixtures have a source with"):
+        task().score({"estimates": src}, {"sources": quiet}, pred_source="p.npz", ref_source="r.npz")
 
 
 def test_score_silent_option_values():
