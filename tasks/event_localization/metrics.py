@@ -11,8 +11,24 @@ segments of every video from models that are fully right on some videos only.
 
 With segment scores the predicted label is ``np.argmax`` over classes: on ties the
 **lowest class index wins**.
+
+Cross-modal localization (CML)
+------------------------------
+:func:`cross_modal_localization` follows ``cmm_test.py`` of the AVE release (Tian et al.,
+ECCV 2018). Per video, the ``l`` event segments ``e_0 < ... < e_{l-1}`` of one modality are the
+query; every window of ``l`` consecutive segments ``[s, s + l)`` of the other modality
+(``s = 0 .. T - l``) is scored by ``sum_i d(query segment e_i, candidate segment s + i)`` with
+the Euclidean distance ``d(x, y) = sqrt(max(|x - y|^2, 1e-7))`` (Keras' ``K.epsilon()``
+floor of the official contrastive net). The predicted window starts at the ``argmin`` (the
+earliest start on ties) and the video counts as localized when that start equals ``e_0``.
+``CML_A2V``: audio event segments query the visual segments; ``CML_V2A``: the reverse;
+each the share of localized videos. Videos whose ``T`` segments are all events are skipped,
+as the official script does (only one window exists); videos without any event segment
+are skipped too (the official script has no query for them and fails).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,7 +36,8 @@ from avcl_bench.benchmark.arrays import check_array, check_labels
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 
-__all__ = ["METRICS", "event_localization_metrics"]
+__all__ = ["CML_EPSILON", "CML_METRICS", "METRICS", "CMLResult", "cross_modal_localization",
+           "event_localization_metrics"]
 
 METRICS: dict[str, MetricSpec] = {
     "ACC": MetricSpec(
@@ -32,6 +49,119 @@ METRICS: dict[str, MetricSpec] = {
         unit="fraction", lower=0.0, upper=1.0,
     ),
 }
+
+
+#: metrics of :func:`cross_modal_localization` (present when the segment embeddings share a space)
+CML_METRICS: dict[str, MetricSpec] = {
+    "CML_A2V": MetricSpec(
+        "CML_A2V", True, "cross-modal localization (AVE cmm_test.py): share of videos whose visual event window "
+        "is found exactly from the audio event segments", unit="fraction", lower=0.0, upper=1.0,
+    ),
+    "CML_V2A": MetricSpec(
+        "CML_V2A", True, "cross-modal localization (AVE cmm_test.py): share of videos whose audio event window "
+        "is found exactly from the visual event segments", unit="fraction", lower=0.0, upper=1.0,
+    ),
+}
+
+#: the floor of the squared distance in the official net (Keras ``K.epsilon()``)
+CML_EPSILON = 1e-7
+
+
+@dataclass(frozen=True)
+class CMLResult:
+    """Per-video outcome of :func:`cross_modal_localization`.
+
+    ``evaluated`` (N,) bool: the video has between 1 and T - 1 event segments;
+    ``start_a2v`` / ``start_v2a`` (N,) int: predicted window start (-1 where not evaluated);
+    ``correct_a2v`` / ``correct_v2a`` (N,) bool: the start equals the first event segment.
+    """
+
+    evaluated: np.ndarray
+    start_a2v: np.ndarray
+    start_v2a: np.ndarray
+    correct_a2v: np.ndarray
+    correct_v2a: np.ndarray
+    skipped_all_event: int
+    skipped_no_event: int
+
+    def metrics(self) -> dict[str, float]:
+        """``CML_A2V`` and ``CML_V2A``: the shares of localized videos among the evaluated ones."""
+        ev = self.evaluated
+        return {"CML_A2V": float(self.correct_a2v[ev].mean()), "CML_V2A": float(self.correct_v2a[ev].mean())}
+
+
+def _window_starts(dist: np.ndarray, seg: np.ndarray, query_axis: int) -> int:
+    """argmin over starts ``s`` of ``sum_i dist[..]`` pairing query segment ``seg[i]`` with ``s + i``.
+
+    ``dist[t_v, t_a]`` is the distance of visual segment ``t_v`` and audio segment ``t_a``;
+    ``query_axis`` 1 means the audio segments are the query (A2V), 0 the visual ones (V2A).
+    """
+    t, length = dist.shape[0], len(seg)
+    cand = np.arange(t - length + 1)[:, None] + np.arange(length)[None, :]  # (W, l) candidate segments
+    query = np.broadcast_to(seg[None, :], cand.shape)
+    scores = dist[cand, query].sum(axis=1) if query_axis == 1 else dist[query, cand].sum(axis=1)
+    return int(np.argmin(scores))  # earliest start on ties
+
+
+def cross_modal_localization(
+    audio_segments: object,
+    visual_segments: object,
+    event_mask: object,
+    *,
+    source: str = "input",
+    ref_source: str | None = None,
+) -> CMLResult:
+    """AVE cross-modal localization of every video (see the module docstring).
+
+    Args:
+        audio_segments, visual_segments: ``(N, T, D)`` real segment embeddings in one space.
+        event_mask: ``(N, T)`` bool (or 0/1): segment ``t`` of video ``n`` is an event segment.
+        source: names the embeddings' file in error messages, ``ref_source`` the mask's.
+
+    Raises:
+        InputError: NaN/inf, shapes that do not match, a non-boolean mask, or no video with
+            between 1 and ``T - 1`` event segments (nothing to localize).
+    """
+    ref_source = source if ref_source is None else ref_source
+    a = check_array(audio_segments, source, "audio_segments", ndim=3, kind="float")
+    v = check_array(visual_segments, source, "visual_segments", ndim=3, kind="float")
+    mask = np.asarray(event_mask)
+    if mask.dtype != bool:
+        mask = check_array(mask, ref_source, "event_mask", ndim=2, kind="int")
+        if np.any((mask != 0) & (mask != 1)):
+            raise InputError(ref_source, "event_mask", "expected booleans or 0/1 values")
+        mask = mask.astype(bool)
+    mask = check_array(mask, ref_source, "event_mask", ndim=2, kind="bool")
+    if a.shape != v.shape:
+        raise InputError(source, "audio_segments/visual_segments",
+                         f"shape mismatch (audio {a.shape}, visual {v.shape}: expected the same (N, T, D))")
+    if a.shape[:2] != mask.shape:
+        raise InputError(source, "audio_segments/event_mask",
+                         f"shape mismatch (segments {a.shape}, event_mask {mask.shape}: expected (N, T, D) and (N, T))")
+    n, t = mask.shape
+    counts = mask.sum(axis=1)
+    evaluated = (counts > 0) & (counts < t)
+    if not evaluated.any():
+        raise InputError(ref_source, "event_mask", f"no video has between 1 and {t - 1} event segments: "
+                         "cross-modal localization has nothing to localize")
+    start_a2v = np.full(n, -1, dtype=np.int64)
+    start_v2a = np.full(n, -1, dtype=np.int64)
+    first = np.argmax(mask, axis=1)
+    # the embeddings are used as given (float64, no normalisation), as the official script
+    # uses its net's outputs: the 1e-7 floor makes the distance scale-dependent
+    for i in np.flatnonzero(evaluated):
+        diff = v[i][:, None, :] - a[i][None, :, :]  # (T_v, T_a, D)
+        with np.errstate(over="ignore"):
+            dist = np.sqrt(np.maximum(np.einsum("ijk,ijk->ij", diff, diff), CML_EPSILON))
+        if not np.all(np.isfinite(dist)):
+            raise InputError(source, "audio_segments/visual_segments",
+                             f"video {int(i)}: segment distances overflow float64 (embeddings of magnitude ~1e154 or more)")
+        seg = np.flatnonzero(mask[i])
+        start_a2v[i] = _window_starts(dist, seg, query_axis=1)
+        start_v2a[i] = _window_starts(dist, seg, query_axis=0)
+    return CMLResult(evaluated=evaluated, start_a2v=start_a2v, start_v2a=start_v2a,
+                     correct_a2v=evaluated & (start_a2v == first), correct_v2a=evaluated & (start_v2a == first),
+                     skipped_all_event=int(np.sum(counts == t)), skipped_no_event=int(np.sum(counts == 0)))
 
 
 def _check_segment_labels(

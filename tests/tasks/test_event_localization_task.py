@@ -13,16 +13,19 @@ from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.event_localization.metrics import cross_modal_localization
 from avcl_bench.tasks.event_localization.task import (
     METRICS,
     EventLocalizationTask,
     HeadConfig,
+    segment_embeddings,
     segment_features,
     train_segment_head,
 )
 from avcl_bench.tasks.registry import get_task
 
 KEYS = {"ACC", "video_ACC"}
+CML_KEYS = {"CML_A2V", "CML_V2A"}
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +102,21 @@ def test_registered_and_docstring_protocol() -> None:
     assert isinstance(get_task("event_localization"), EventLocalizationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]
     assert len(paragraphs) >= 2 and "\n" not in paragraphs[0].strip()
-    assert set(METRICS) == KEYS and EventLocalizationTask.metadata.needs == ("segment_labels",)
+    assert set(METRICS) == KEYS | CML_KEYS and EventLocalizationTask.metadata.needs == ("segment_labels",)
 
 
 @pytest.mark.parametrize("head", ["linear", "gru"])
 def test_random_model_keys_items_and_determinism(dataset, head) -> None:
     task = EventLocalizationTask()
     r1 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(event_head=head))
-    assert set(r1.metrics) == KEYS
+    assert set(r1.metrics) == KEYS | CML_KEYS
     for v in r1.metrics.values():
         assert isinstance(v, float) and 0.0 <= v <= 1.0
     assert r1.metrics["video_ACC"] <= r1.metrics["ACC"]
+    videos = r1.config["cml"]["videos"]
     for k, items in r1.item_metrics.items():
-        assert len(items) == 40 and math.isclose(np.mean(items), r1.metrics[k], abs_tol=1e-12)
+        assert len(items) == (videos if k in CML_KEYS else 40)
+        assert math.isclose(np.mean(items), r1.metrics[k], abs_tol=1e-12)
     assert r1.config["head"]["head"] == head and r1.config["num_classes"] == dataset.spec.num_classes + 1
     torch.manual_seed(123)  # the global RNG state must not matter
     r2 = task.evaluate(RandomProjection(dataset.spec, seed=0), dataset, _ctx(event_head=head))
@@ -123,6 +128,7 @@ def test_oracle_is_perfect_and_noise_is_chance(dataset, head) -> None:
     task = EventLocalizationTask()
     oracle = task.evaluate(OracleModel(dataset), dataset, _ctx(event_head=head)).metrics
     assert oracle["ACC"] >= 0.99, oracle
+    assert oracle["CML_A2V"] == oracle["CML_V2A"] == 1.0, oracle
     noise = task.evaluate(NoiseModel(), dataset, _ctx(event_head=head)).metrics
     # chance = predicting the majority label (background) everywhere
     assert noise["ACC"] <= _majority_rate(dataset) + 0.1, noise
@@ -235,9 +241,57 @@ def test_score_errors(pred, ref, match) -> None:
 def test_export_reference_round_trip(dataset) -> None:
     task = EventLocalizationTask()
     ref = task.export_reference(dataset, "test")
-    assert set(ref) == {"segment_labels"} and ref["segment_labels"].dtype == np.int64
+    assert set(ref) == {"segment_labels", "background"} and ref["segment_labels"].dtype == np.int64
+    assert int(ref["background"]) == dataset.spec.num_classes
     np.testing.assert_array_equal(ref["segment_labels"], dataset.split("test").segment_labels)
     perfect = np.eye(dataset.spec.num_classes + 1)[ref["segment_labels"]]
     assert task.score({"segment_scores": perfect}, ref) == {"ACC": 1.0, "video_ACC": 1.0}
     assert task.score({"segment_labels": ref["segment_labels"]}, ref) == {"ACC": 1.0, "video_ACC": 1.0}
     assert isinstance(task.export_inputs, str) and task.export_inputs
+
+
+# ----------------------------------------------------------------------------- cross-modal localization
+def test_evaluate_cml_equals_metric_on_the_test_segment_embeddings(dataset) -> None:
+    task = EventLocalizationTask()
+    model = RandomProjection(dataset.spec, seed=0)
+    res = task.evaluate(model, dataset, _ctx())
+    test = dataset.split("test")
+    a, v = segment_embeddings(model, test)
+    mask = np.asarray(test.segment_labels) != dataset.spec.num_classes
+    want = cross_modal_localization(a, v, mask)
+    assert {k: res.metrics[k] for k in CML_KEYS} == want.metrics()
+    cfg = res.config["cml"]
+    assert cfg["videos"] == int(want.evaluated.sum())
+    assert cfg["skipped_all_event"] == want.skipped_all_event and cfg["skipped_no_event"] == want.skipped_no_event
+
+
+class _WideVisual(NoiseModel):
+    def embed_visual_segments(self, visual: torch.Tensor) -> torch.Tensor:
+        return torch.randn(visual.shape[0], visual.shape[1], 5, generator=self.g)
+
+
+def test_evaluate_without_common_space_reports_no_cml(dataset) -> None:
+    res = EventLocalizationTask().evaluate(_WideVisual(), dataset, _ctx())
+    assert set(res.metrics) == KEYS and "differ in dimension" in res.config["cml"]["not_computed"]
+
+
+def test_score_cml_from_stored_segment_embeddings() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.full((6, 10), 4)
+    for i in range(6):
+        start = int(rng.integers(0, 6))
+        labels[i, start : start + int(rng.integers(1, 5))] = int(rng.integers(0, 4))
+    labels[5] = 2  # all events: skipped
+    a, v = rng.standard_normal((6, 10, 3)), rng.standard_normal((6, 10, 3))
+    ref = {"segment_labels": labels, "background": np.asarray(4)}
+    want = cross_modal_localization(a, v, labels != 4).metrics()
+    task = EventLocalizationTask()
+    assert task.score({"audio_segments": a, "visual_segments": v}, ref) == want
+    both = task.score({"audio_segments": a, "visual_segments": v, "segment_labels": labels}, ref)
+    assert both == {"ACC": 1.0, "video_ACC": 1.0, **want}
+    with pytest.raises(InputError, match="ref: background: missing array"):
+        task.score({"audio_segments": a, "visual_segments": v}, {"segment_labels": labels})
+    with pytest.raises(InputError, match="pred: visual_segments: missing array"):
+        task.score({"audio_segments": a}, ref)
+    with pytest.raises(InputError, match=r"pred: audio_segments: has shape \(6, 9, 3\)"):
+        task.score({"audio_segments": a[:, :9], "visual_segments": v[:, :9]}, ref)
