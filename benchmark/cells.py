@@ -71,20 +71,24 @@ def can_checkpoint(model: Any) -> bool:
     return isinstance(model, nn.Module) and bool(getattr(model, "checkpointable", True))
 
 
-def save_checkpoint(key: str, model: nn.Module, fit_report: Any, config: Any) -> Path:
-    """Write the trained ``model``'s weights with its fit report and config (atomically)."""
+def save_checkpoint(key: str, model: nn.Module, fit_report: Any, config: Any,
+                    compute: Mapping[str, Any] | None = None) -> Path:
+    """Write the trained ``model``'s weights with its fit report, config and the cost of its
+    training (``compute``: training time, peak memory; read back into the records of a rerun)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     buf = io.BytesIO()
     torch.save({"version": CELL_CACHE_VERSION, "state_dict": state,
                 "fit_report": json.dumps(fit_report, sort_keys=True, default=str),
-                "config": json.dumps(config, sort_keys=True, default=str)}, buf)
+                "config": json.dumps(config, sort_keys=True, default=str),
+                "compute": json.dumps(dict(compute or {}), sort_keys=True)}, buf)
     path = checkpoint_path(key)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
 
 def load_checkpoint(key: str, model: nn.Module, device: str) -> dict[str, Any] | None:
-    """Load the checkpoint of cell ``key`` into ``model`` (moved to ``device``); its fit report, or ``None``.
+    """Load the checkpoint of cell ``key`` into ``model`` (moved to ``device``): ``{"fit_report",
+    "compute"}`` (``compute`` ``None`` for a checkpoint written before it was kept), or ``None``.
 
     ``None`` when there is none, or when it cannot be read or does not fit the model (then it
     is retrained and overwritten).
@@ -96,11 +100,12 @@ def load_checkpoint(key: str, model: nn.Module, device: str) -> dict[str, Any] |
         ck = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(ck["state_dict"], strict=True)
         report = json.loads(ck["fit_report"])
+        compute = json.loads(ck["compute"]) if "compute" in ck else None
     except Exception as e:  # noqa: BLE001 - a torn or foreign file is recomputed, never fatal
         _log(f"[cache] ignoring unreadable checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         return None
     model.to(torch.device(device))
-    return {"fit_report": report}
+    return {"fit_report": report, "compute": compute}
 
 
 # ------------------------------------------------------------------------------ warm cells

@@ -46,6 +46,7 @@ from avcl_bench.tasks.registry import TASKS, get_task
 
 from . import cells, codehash
 from .cliargs import DEFAULT_THREADS
+from .compute import count_parameters, embedding_throughput, peak_memory
 from .datasets import DATASETS, load_dataset
 from .datasets.manifests import dataset_identity
 from .embedding import use_cache
@@ -56,6 +57,7 @@ from .paths import cache_dir, default_out
 from .progress import CellProgress, cell_log, cell_log_path
 from .progress import log as _log
 from .provenance import provenance, select_device
+from .schema import ComputeStats
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
 
@@ -534,6 +536,7 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
         raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
     t0 = time.perf_counter()
     checkpoint, loaded = False, None
+    fit_stats: dict[str, Any] = {"train_seconds": 0.0}  # a model that is not trained costs no training
     if getattr(model, "trainable", True):
         if entry.info.get("learning") == "supervised" and (np.asarray(dataset.split("train").labels) < 0).any():
             raise ConfigError(f"model '{entry.name}' is supervised but the train split of '{spec.name}' "
@@ -546,20 +549,27 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
                  f"{cells.checkpoint_path(cell)}")
             if hasattr(model, "fit_report"):
                 model.fit_report = loaded["fit_report"]
+            fit_stats = loaded.get("compute") or {"train_seconds": None}
         else:
             _log(f"[train] {entry.name} on {spec.name} (seed {seed}, {device}, {cfg.threads} thread(s))")
             phase.what = "fit"
-            with user_code(entry.name, "fit", builtin=entry.builtin):
+            t_fit = time.perf_counter()
+            with peak_memory(device) as mem, user_code(entry.name, "fit", builtin=entry.builtin):
                 model.fit(dataset.split("train"), dataset.split("val"),
                           FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+            fit_stats = {"train_seconds": time.perf_counter() - t_fit, "peak_memory_mb": mem.mb,
+                         "memory_measure": mem.measure}
     fit_s = time.perf_counter() - t0
     phase.what = "config"
     with user_code(entry.name, "config", builtin=entry.builtin):
         model_cfg = model.config()
     if checkpoint and loaded is None:
         phase.what = "saving the checkpoint (suite code)"
-        cells.save_checkpoint(cell, model, getattr(model, "fit_report", {}), model_cfg)
+        cells.save_checkpoint(cell, model, getattr(model, "fit_report", {}), model_cfg, compute=fit_stats)
     guarded = GuardedModel(model, entry.name, entry.builtin, phase)
+    phase.what = "embedding (throughput)"
+    compute = ComputeStats(parameters=count_parameters(model), device=device_kind(device),
+                           embed_items_per_s=embedding_throughput(guarded, test, device), **fit_stats)
     caching = cfg.cache and bool(getattr(model, "cache_embeddings", True))
     splits = {}
     for name in ("train", "val", "test"):
@@ -587,7 +597,7 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
             model=entry.name, task=task.name, dataset=spec.name, seed=seed, metrics=result.metrics,
             config=config, provenance=provenance(device, fit_s + time.perf_counter() - t1), key=key,
             protocol=result.protocol, task_meta=task.metadata,
-            model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission,
+            model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission, compute=compute,
         ))
     if cfg.cache:
         cells.mark_cell(cell, needs_fit=bool(getattr(model, "trainable", True)) and not checkpoint)

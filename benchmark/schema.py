@@ -29,6 +29,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TASK_FAMILIES",
     "UNITS",
+    "ComputeStats",
     "MetricMeta",
     "ModelInfo",
     "ResultRecord",
@@ -157,6 +158,27 @@ def item_statistic(items: list[float] | tuple[float, ...], value: float) -> str 
     return None
 
 
+class ComputeStats(_Model):
+    """What a trained model cost, measured on the device it ran on (MultiBench's complexity, MTEB's size).
+
+    Measurements, not inputs: they are not part of any key and vary between machines and runs.
+    ``None`` means not measurable (e.g. the parameter count of a model that is not a torch
+    module, or the training time of a checkpoint written before these fields existed).
+    """
+
+    #: parameters of the model's ``torch.nn.Module`` (all of them, trainable or not)
+    parameters: Annotated[int, Field(ge=0)] | None = None
+    #: wall time of ``fit`` (0 for a model that is not trained); from the checkpoint when it was loaded
+    train_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    #: peak memory of ``fit`` in MiB: ``torch.cuda.max_memory_allocated`` on CUDA, the growth of the
+    #: process's resident set on the CPU (sampled every 10 ms), see ``memory_measure``
+    peak_memory_mb: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    memory_measure: str | None = None
+    #: test items (audio and visual clip each) embedded per second, measured once per cell
+    embed_items_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    device: str = ""
+
+
 class ResultRecord(_Model):
     """One JSON record per (model, task, dataset, seed, config): what was scored and how."""
 
@@ -175,6 +197,8 @@ class ResultRecord(_Model):
     model_info: ModelInfo
     item_metrics: dict[str, Annotated[list[FiniteFloat], Field(min_length=1)]] = Field(default_factory=dict)
     submission: dict[str, Any] | None = None
+    #: the trained model's cost (parameters, training time, peak memory, embedding throughput)
+    compute: ComputeStats | None = None
 
     _source: str = PrivateAttr(default="")
 

@@ -21,6 +21,7 @@ from tabulate import tabulate
 
 from ..errors import InputError, UnknownNameError
 from ..schema import ResultRecord
+from .compute import COMPUTE_HEADERS, compute_rows, compute_table
 from .configs import ConfigLegend, resolve_configs
 from .records import as_records, records_frame
 from .tables import aggregate, family_sort_key, format_ci, format_mean_std, rank_sort_key
@@ -46,6 +47,10 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "deterministic",
     "clipped",
     "undefined",
+    # the model's compute stats (benchmark/reporting/compute.py), null for reference rows
+    "parameters",
+    "train_seconds",
+    "embed_items_per_s",
 )
 
 
@@ -72,8 +77,14 @@ def leaderboard(records: Iterable[ResultRecord | Mapping[str, Any]], task: str |
         _pos=[rank_sort_key(r) for _, r in agg.iterrows()],
     )
     board = board.sort_values(["_fam", "dataset", "metric", "_pos", "model"], kind="mergesort")
+    compute = compute_table(recs)
+    stats = compute.set_index(["dataset", "model"]) if not compute.empty else None
+    for col in ("parameters", "train_seconds", "embed_items_per_s"):
+        board[col] = [stats[col].get((d, m)) if stats is not None else None
+                      for d, m in zip(board["dataset"], board["model"])]
     board = board[list(LEADERBOARD_COLUMNS)].reset_index(drop=True)
     board.attrs["config_legend"] = legend
+    board.attrs["compute"] = compute[compute["dataset"].isin(set(board["dataset"]))] if not compute.empty else compute
     return board
 
 
@@ -105,6 +116,12 @@ def format_leaderboard(board: pd.DataFrame) -> str:
         parts.append(tabulate(rows, headers=["rank", "model", "mean", "95% CI", "CI method", "n"],
                               tablefmt="simple", disable_numparse=True))
         parts.append("")
+    compute = board.attrs.get("compute")
+    if compute is not None and not compute.empty:
+        parts.append("== compute (trained models: params, fit wall time and peak memory, embedding throughput) ==")
+        parts.append(tabulate(compute_rows(compute), headers=list(COMPUTE_HEADERS), tablefmt="simple",
+                              disable_numparse=True))
+        parts.append("")
     parts.append(LEADERBOARD_NOTE)
     legend: ConfigLegend | None = board.attrs.get("config_legend")
     if legend:
@@ -123,7 +140,7 @@ def leaderboard_json(board: pd.DataFrame) -> str:
         for key in ("reference", "deterministic", "clipped", "undefined"):
             if key in row:
                 row[key] = bool(row[key])
-        for key in ("rank_best", "rank_worst"):
+        for key in ("rank_best", "rank_worst", "parameters"):
             if row.get(key) is not None:
                 row[key] = int(row[key])
         out.append(row)

@@ -29,7 +29,8 @@ from tabulate import tabulate
 from ..errors import ConfigError, InputError
 from ..schema import ResultRecord
 from ..surveyed import load_table1_long
-from .configs import ConfigLegend
+from .compute import COMPUTE_COLUMNS, COMPUTE_HEADERS, compute_rows, compute_table
+from .configs import ConfigLegend, resolve_configs
 from .records import as_records
 from .tables import (
     COMPARABILITY_DIRECT,
@@ -81,9 +82,20 @@ CSV_COLUMNS: tuple[str, ...] = (
     "deterministic",
     "clipped",
     "undefined",
+    # compute rows (source "compute"): what each trained model cost, see benchmark/reporting/compute.py
+    "parameters",
+    "train_seconds",
+    "peak_memory_mb",
+    "memory_measure",
+    "embed_items_per_s",
+    "device",
 )
 
 TITLE = "avcl-bench results"
+COMPUTE_TITLE = "Compute"
+COMPUTE_NOTE = ("Per trained model: parameters, training wall time and peak memory of fit (mean over seeds), "
+                "test items embedded per second (median over seeds), on the device named. Measured on the machine "
+                "that ran each cell; not part of any key, so they vary between machines and runs.")
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -125,7 +137,7 @@ def _md_escape(text: str) -> str:
 
 def _render_md(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
                other_metrics: bool = True, *, legend: ConfigLegend | None = None, one_legend: bool = False,
-               base_level: int = 1, title: bool = True) -> str:
+               base_level: int = 1, title: bool = True, compute: pd.DataFrame | None = None) -> str:
     """Markdown: title at ``base_level``, a family at ``base_level + 1``, a table at ``+ 2``.
 
     The reading guide is written once, at the top; ``one_legend`` also leaves out the short
@@ -159,6 +171,10 @@ def _render_md(blocks: list[Block], records: Sequence[ResultRecord], with_survey
                              disable_numparse=True), ""]
         if with_surveyed:
             out += _md_surveyed(block, h[3])
+    if compute is not None and not compute.empty:
+        out += [f"{h[1]} {COMPUTE_TITLE}", "", COMPUTE_NOTE, "",
+                tabulate([[_md_escape(c) for c in r] for r in compute_rows(compute)], headers=list(COMPUTE_HEADERS),
+                         tablefmt="github", disable_numparse=True), ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -193,7 +209,7 @@ def _latex_tabular(header: list[str], body: list[list[str]], align: str) -> list
 
 
 def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
-                  legend: ConfigLegend | None = None) -> str:
+                  legend: ConfigLegend | None = None, compute: pd.DataFrame | None = None) -> str:
     out = [
         r"\documentclass[10pt]{article}",
         r"\usepackage[T1]{fontenc}",
@@ -249,6 +265,11 @@ def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_sur
                 out += _latex_tabular([latex_escape(h) for h in sh], [[latex_escape(c) for c in r] for r in sb],
                                       "lllrlrl")
                 out += [r"\end{center}", latex_escape(NOT_COMPARABLE_NOTE), ""]
+    if compute is not None and not compute.empty:
+        out += [rf"\subsection*{{{COMPUTE_TITLE}}}", latex_escape(COMPUTE_NOTE), "", r"\begin{center}", r"\small"]
+        out += _latex_tabular([latex_escape(h) for h in COMPUTE_HEADERS],
+                              [[latex_escape(c) for c in r] for r in compute_rows(compute)], "llrrrlrlr")
+        out += [r"\end{center}", ""]
     out += [r"\end{document}"]
     return "\n".join(out) + "\n"
 
@@ -256,7 +277,7 @@ def _render_latex(blocks: list[Block], records: Sequence[ResultRecord], with_sur
 # ----------------------------------------------------------------------------- csv
 
 
-def _render_csv(blocks: list[Block], with_surveyed: bool) -> str:
+def _render_csv(blocks: list[Block], with_surveyed: bool, compute: pd.DataFrame | None = None) -> str:
     rows: list[dict[str, Any]] = []
     for block in blocks:
         for _, r in block.all_rows.iterrows():
@@ -278,6 +299,9 @@ def _render_csv(blocks: list[Block], with_surveyed: bool) -> str:
                     "metric_as_printed": s["metric"], "value_as_printed": s["value_text"], "unit": s["unit"],
                     "value_normalized": s["value_normalized"], "comparability": s["comparability"],
                 })
+    if compute is not None:
+        for _, c in compute.iterrows():
+            rows.append({"source": "compute", **{k: c[k] for k in COMPUTE_COLUMNS}})
     frame = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
     return frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")
 
@@ -497,7 +521,7 @@ def _html_surveyed(block: Block) -> list[str]:
 
 
 def _render_html(blocks: list[Block], records: Sequence[ResultRecord], with_surveyed: bool,
-                 legend: ConfigLegend | None = None) -> str:
+                 legend: ConfigLegend | None = None, compute: pd.DataFrame | None = None) -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -536,6 +560,9 @@ def _render_html(blocks: list[Block], records: Sequence[ResultRecord], with_surv
         if with_surveyed:
             out += _html_surveyed(block)
         out.append("</section>")
+    if compute is not None and not compute.empty:
+        out += [f"<h2>{COMPUTE_TITLE}</h2>", f'<p class="legend">{html.escape(COMPUTE_NOTE)}</p>']
+        out += _html_plain_table(list(COMPUTE_HEADERS), compute_rows(compute), "sortable compute")
     out += [f"<script>{_JS}</script>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 
@@ -555,6 +582,7 @@ def render_report(
     sort_by_rank: bool = True,
     base_level: int = 1,
     title: bool = True,
+    compute_section: bool = True,
 ) -> str:
     """The report text in format ``fmt`` (``md``, ``latex``, ``csv`` or ``html``).
 
@@ -564,7 +592,8 @@ def render_report(
     ``latest`` keeps only each model's newest config. Markdown only: ``one_legend`` writes
     the reading guide once per page. Rows are ordered by rank (``sort_by_rank=False``: by
     encoder, objective and name). ``base_level``
-    is the level of the title (``title=False`` leaves it out).
+    is the level of the title (``title=False`` leaves it out). Every format ends with the compute
+    table of the trained models (Markdown: unless ``compute_section=False``, for README sections).
 
     ``surveyed`` is the long-form Table 1 (a DataFrame from
     :func:`~benchmark.surveyed.load_table1_long`, a path to it, or ``None`` to
@@ -577,14 +606,15 @@ def render_report(
         surveyed = load_table1_long(surveyed)
     blocks, legend = blocks_and_legend(recs, surveyed, tasks=tasks, latest=latest, sort_by_rank=sort_by_rank)
     with_surveyed = surveyed is not None
+    compute = compute_table(resolve_configs(recs, latest=latest)[0])
     if fmt == "md":
         return _render_md(blocks, recs, with_surveyed, other_metrics, legend=legend, one_legend=one_legend,
-                          base_level=base_level, title=title)
+                          base_level=base_level, title=title, compute=compute if compute_section else None)
     if fmt == "latex":
-        return _render_latex(blocks, recs, with_surveyed, legend)
+        return _render_latex(blocks, recs, with_surveyed, legend, compute)
     if fmt == "csv":
-        return _render_csv(blocks, with_surveyed)
-    return _render_html(blocks, recs, with_surveyed, legend)
+        return _render_csv(blocks, with_surveyed, compute)
+    return _render_html(blocks, recs, with_surveyed, legend, compute)
 
 
 def write_report(
