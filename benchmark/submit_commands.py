@@ -147,28 +147,79 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ export
-def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
-    """Write the inputs of ``split`` and a manifest of the prediction files a submission returns."""
+#: the split whose predictions a submission returns (exported without its answers)
+PREDICT_SPLIT = "test"
+#: the splits a model trains and early-stops on (exported with the labels the suite's heads use)
+TRAIN_SPLITS = ("train", "val")
+#: fields of a training split every task's heads may use, besides the inputs
+_TRAIN_FIELDS = ("labels",)
 
 
-    out.mkdir(parents=True, exist_ok=True)
-    data = dataset.split(split)
+def _split_arrays(data: Any, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``audio``, ``visual``, ``ids`` and those of ``fields`` the split has, as plain arrays."""
     arrays = {"audio": np.asarray(data.audio), "visual": np.asarray(data.visual)}
-    np.savez_compressed(out / "inputs.npz", **arrays)
-    manifest: dict[str, Any] = {"dataset": dataset.spec.name, "split": split, "fingerprint": dataset.fingerprint(),
-                                "inputs": {"inputs.npz": {k: list(v.shape) for k, v in arrays.items()}},
+    for f in fields:
+        if data.has(f):
+            arrays[f] = np.asarray(getattr(data, f))
+    if data.ids is not None:
+        arrays["ids"] = np.asarray([str(i) for i in data.ids])
+    return arrays
+
+
+def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
+    """Write the splits a model outside Python needs and a ``manifest.json`` of what each task reads.
+
+    ``split="all"`` (the default of ``export``) writes ``train.npz`` and ``val.npz`` (inputs, ``ids``
+    and every label the suite's heads train on: ``labels`` and the fields the tasks need, such
+    as ``segment_labels``, ``sources``, ``frames``) and the test inputs ``inputs.npz`` (``audio``,
+    ``visual``, ``ids``: never the test labels) plus each task's own test inputs
+    (``<task>_inputs.npz``). ``split`` = ``train``/``val``/``test`` writes only that split.
+    The manifest lists every file's arrays and shapes and, per task, the files and keys it trains
+    on, the file it predicts from and the ``<task>.npz`` a submission returns.
+    """
+    if split not in ("all", *TRAIN_SPLITS, PREDICT_SPLIT):
+        raise ConfigError(f"--split: expected all, train, val or test, got {split!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [TASKS.get(t) for t in TASKS if t in DATASETS.meta(dataset.spec.name)["tasks"]
+             and TASKS.get(t).supports(None, dataset.spec, dataset.split(PREDICT_SPLIT)) is None]
+    fields = tuple(dict.fromkeys((*_TRAIN_FIELDS, *(f for t in tasks for f in t.metadata.needs))))
+    manifest: dict[str, Any] = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint(),
+                                "identity": dataset_identity(dataset), "num_classes": dataset.spec.num_classes,
+                                "class_names": list(dataset.spec.class_names), "files": {}, "tasks": {},
                                 "expected_predictions": {}}
-    for tname in TASKS:
-        task = TASKS.get(tname)
-        if tname not in DATASETS.meta(dataset.spec.name)["tasks"] or task.supports(None, dataset.spec, data) is not None:
-            continue
-        extra = getattr(task, "export_inputs", None)
-        if callable(extra):
-            inputs = extra(dataset)
-            np.savez_compressed(out / f"{tname}_inputs.npz", **inputs)
-            manifest["inputs"][f"{tname}_inputs.npz"] = {k: list(np.shape(v)) for k, v in inputs.items()}
-        manifest["expected_predictions"][f"{tname}.npz"] = {"keys": task.metadata.pred_format,
-                                                            "scored_against": task.metadata.ref_format}
+
+    def write(name: str, arrays: dict[str, np.ndarray], what: str) -> None:
+        np.savez_compressed(out / name, **arrays)
+        manifest["files"][name] = {"what": what, "arrays": {k: [list(np.shape(v)), str(np.asarray(v).dtype)]
+                                                            for k, v in arrays.items()}}
+
+    exported = {}
+    for s in TRAIN_SPLITS:
+        if split in ("all", s):
+            try:
+                data = dataset.split(s)
+            except ConfigError:  # a dataset without this split
+                continue
+            write(f"{s}.npz", _split_arrays(data, fields), f"the {s} split: inputs, ids and the labels to train on")
+            exported[s] = manifest["files"][f"{s}.npz"]["arrays"]
+    if split in ("all", PREDICT_SPLIT):
+        write("inputs.npz", _split_arrays(dataset.split(PREDICT_SPLIT), ()),
+              "the test split's inputs and ids, in the order predictions follow (no labels)")
+    for task in tasks:
+        entry: dict[str, Any] = {"train_on": {f"{s}.npz": [k for k in ("audio", "visual", *_TRAIN_FIELDS,
+                                                                       *task.metadata.needs) if k in arrays]
+                                              for s, arrays in exported.items()}}
+        if split in ("all", PREDICT_SPLIT):
+            extra = getattr(task, "export_inputs", None)
+            predict_from = "inputs.npz"
+            if callable(extra):
+                predict_from = f"{task.name}_inputs.npz"
+                write(predict_from, extra(dataset), f"the test inputs of {task.name}")
+            entry["predict_from"] = {predict_from: list(manifest["files"][predict_from]["arrays"])}
+            entry["submit"] = {f"{task.name}.npz": task.metadata.pred_format}
+            manifest["expected_predictions"][f"{task.name}.npz"] = {"keys": task.metadata.pred_format,
+                                                                   "scored_against": task.metadata.ref_format}
+        manifest["tasks"][task.name] = entry
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -181,8 +232,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, data_root=args.data_root, options={k: str(v) for k, v in options.items()},
                       quick=args.quick)
     manifest = export_dataset(ds, args.split, args.out)
-    print(f"wrote inputs and manifest to {args.out}; expected prediction files: "
-          + ", ".join(manifest["expected_predictions"]))
+    print(f"wrote {', '.join(manifest['files'])} and manifest.json to {args.out}"
+          + (f"; expected prediction files: {', '.join(manifest['expected_predictions'])}"
+             if manifest["expected_predictions"] else ""))
     return 0
 
 
@@ -384,7 +436,9 @@ def add_export_parser(sub: Any) -> None:
     p.add_argument("--dataset", default="avsynth")
     p.add_argument("--data-root", dest="data_root")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="all (default): train.npz and val.npz with the labels the heads train on, the test inputs "
+                        "(inputs.npz, no labels) and each task's test inputs; or one split only")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--quick", action="store_true")
     p.set_defaults(func=cmd_export)
