@@ -20,7 +20,7 @@ from torch import nn
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.interface import DataSpec, FitContext
-from avcl_bench.benchmark.training import EpochLog, train_early_stopping
+from avcl_bench.benchmark.training import EpochLog, autocast_dtype, train_early_stopping
 from avcl_bench.tasks.retrieval.metrics import retrieval_metrics
 
 from .encoders import get_encoder
@@ -171,7 +171,8 @@ class EmbeddingModel(nn.Module):
             min_delta=1e-6, patience=cfg.patience, min_batch=2, clip_grad_norm=5.0,
             on_epoch_start=lambda epoch: self.on_epoch_start(epoch, epochs),
             on_epoch_end=lambda epoch: self.on_epoch_end(epoch, train, device),
-            show_progress=ctx.progress, desc=f"train {type(self).__name__}", score_name="val_mAP")
+            show_progress=ctx.progress, desc=f"train {type(self).__name__}", score_name="val_mAP",
+            autocast=autocast_dtype(getattr(ctx, "precision", "fp32")))
         history = [{"epoch": e.epoch, "train_loss": e.train_loss, **({} if e.score is None else {"val_mAP": e.score})}
                    for e in result.history]
         self.fit_report = {"epochs_run": result.epochs_run, "best_val_mAP": result.best_score, "history": history}

@@ -139,7 +139,8 @@ def run_config_from_args(args: argparse.Namespace) -> Any:
                      dataset_options={k: str(v) for k, v in options.items()}, seeds=parse_seeds(args.seeds),
                      out=args.out or default_out(), quick=args.quick, device=args.device,
                      model_args=parse_kv(args.model_args, "--model-args"), progress=args.progress,
-                     task_options=options_task, threads=args.threads, cell_timeout=args.cell_timeout,
+                     task_options=options_task, threads=args.threads, precision=args.precision,
+                     cell_timeout=args.cell_timeout,
                      cache=getattr(args, "cache", True), executor=_executor_options(args))
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .errors import ConfigError
+from .training import PRECISIONS
 
 
 def parse_csv(text: str | None) -> list[str]:
@@ -72,6 +73,9 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "results' key, since another count gives slightly different numbers). 1 is the count "
                         "every machine reproduces, so default results compare across machines; run seeds or "
                         "models as separate processes to use more cores")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                   help="model training precision: fp32 (default) or bf16 (torch.autocast mixed precision, meant "
+                        "for GPUs; part of the results' key). The suite's heads and metrics stay float32/float64")
     p.add_argument("--cell-timeout", dest="cell_timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="stop a (model, seed) cell (constructor, fit and all its tasks) that runs longer and "
                         "report the model and the phase that hung (exit 2; logged in OUT/cell-timeouts.jsonl). "

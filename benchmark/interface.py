@@ -61,6 +61,8 @@ class FitContext:
     device: str = "cpu"
     quick: bool = False
     progress: bool = True
+    #: ``--precision`` of model training: ``"fp32"`` or ``"bf16"`` (autocast, meant for GPUs)
+    precision: str = "fp32"
 
 
 @runtime_checkable

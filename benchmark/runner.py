@@ -94,6 +94,8 @@ class RunConfig:
     model_name: str | None = None
     #: intra-op threads of torch and of the BLAS/OpenMP pools (part of every key)
     threads: int = DEFAULT_THREADS
+    #: model training precision, ``fp32`` or ``bf16`` (part of the key when not ``fp32``)
+    precision: str = "fp32"
     #: seconds a (model, seed) cell may take (constructor, fit and every task); ``None``: no limit
     cell_timeout: float | None = None
     #: keep trained weights and split embeddings of each cell in the cache and reuse them
@@ -384,7 +386,9 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
     # is the data verifiably the surveyed dataset it is named after (reports' direct/reference)
     identity = dataset_identity(dataset)
     # what the numbers depend on besides code, data and seed: part of every key
-    runtime = {"threads": cfg.threads, "device": device_kind(device)}
+    runtime: dict[str, Any] = {"threads": cfg.threads, "device": device_kind(device)}
+    if cfg.precision != "fp32":  # fp32 keys stay those of records written before --precision existed
+        runtime["precision"] = cfg.precision
     records: list[ResultRecord] = []
 
     def key_for(model_id: dict[str, Any], task: Any, seed: int, task_cfg: dict[str, Any]) -> tuple[str, dict]:
@@ -556,7 +560,8 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
             t_fit = time.perf_counter()
             with peak_memory(device) as mem, user_code(entry.name, "fit", builtin=entry.builtin):
                 model.fit(dataset.split("train"), dataset.split("val"),
-                          FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress))
+                          FitContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress,
+                                     precision=cfg.precision))
             fit_stats = {"train_seconds": time.perf_counter() - t_fit, "peak_memory_mb": mem.mb,
                          "memory_measure": mem.measure}
     fit_s = time.perf_counter() - t0

@@ -96,6 +96,7 @@ def train_early_stopping(
     show_progress: bool = False,
     desc: str = "train",
     score_name: str = "val",
+    autocast: torch.dtype | None = None,
 ) -> TrainResult:
     """Train ``module`` for at most ``epochs`` epochs, keeping the weights of the best validated epoch.
 
@@ -115,10 +116,16 @@ def train_early_stopping(
 
     ``batches`` and ``loss`` are called in that order, once per epoch and once per kept
     batch, so any RNG they draw from is consumed as in a hand-written loop.
+
+    ``autocast`` (e.g. ``torch.bfloat16``, see :func:`autocast_dtype`) runs ``loss(batch)``
+    under ``torch.autocast`` on the device of ``module``'s parameters (mixed precision: matmuls
+    and convolutions in that dtype, reductions and the weights in float32); ``backward`` and
+    the optimizer step stay outside it, as torch recommends. Validation is never autocast.
     """
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be >= 1 or None, got {patience}")
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    device_type = params[0].device.type if params else "cpu"
     best = -math.inf if higher_is_better else math.inf
     best_state: dict[str, Any] | None = None
     result = TrainResult(epochs_run=0)
@@ -133,7 +140,11 @@ def train_early_stopping(
             n = len(batch)  # type: ignore[arg-type]
             if n < min_batch:
                 continue
-            value = loss(batch)
+            if autocast is None:
+                value = loss(batch)
+            else:
+                with torch.autocast(device_type=device_type, dtype=autocast):
+                    value = loss(batch)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             if clip_grad_norm is not None:
@@ -167,3 +178,14 @@ def train_early_stopping(
         module.load_state_dict(best_state)
     module.eval()
     return result
+
+
+#: ``--precision`` choices -> the autocast dtype of model training (``None``: plain float32)
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The ``autocast`` argument of :func:`train_early_stopping` for a run's ``--precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    return PRECISIONS[precision]
