@@ -364,7 +364,8 @@ def submit_model(args: argparse.Namespace, options: dict[str, str]) -> list[Resu
                         model_args=parse_kv(args.model_args, "--model-args"), progress=not args.no_progress,
                         submission={"name": args.name, "source_hash": info["source_hash"], "kind": "python",
                                     "spec": args.model},
-                        model_name=args.name, threads=args.threads, cell_timeout=args.cell_timeout)
+                        model_name=args.name, threads=args.threads, precision=args.precision,
+                        cell_timeout=args.cell_timeout)
         try:
             records = run(cfg)
         except BaseException:
