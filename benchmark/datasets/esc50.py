@@ -10,8 +10,11 @@ reports ESC-50 as 5-fold cross-validated accuracy of (frozen) audio embeddings. 
 ``fold=K`` (1..5, default 1) makes fold K the test split; the other four folds are trained
 on, with 10 % of their source recordings (stable hash of ``src_file``, so excerpts of one
 recording stay together, as the folds do) held out for validation. The full protocol
-averages the test accuracy over the five folds: run once per fold from
-:func:`esc50_folds`. ``subset=esc10`` keeps the 10-class ESC-10 subset (targets renumbered).
+averages the test accuracy over the five folds: ``fold=all`` builds all five (a
+:class:`CrossValDataset`: its own splits are fold 1's, :meth:`CrossValDataset.fold` gives
+each fold's dataset, exactly as ``fold=K`` builds it, and ``spec.extra["cv_folds"]`` lists
+them), and the classification task reports the mean test accuracy with the per-fold values.
+``subset=esc10`` keeps the 10-class ESC-10 subset (targets renumbered).
 
 Audio: each clip is resampled to 22,050 Hz, cut/padded to 5 s, and described by a log-mel
 spectrogram (40 bands, 46 ms window) pooled to T = 5 one-second segments of 4 frames,
@@ -21,13 +24,13 @@ constant ``(5, 1, 1, 1)`` zero map and ``spec.extra["audio_only"]`` is True.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..interface import DataSpec
 from ._io import (
     cache_key,
@@ -55,6 +58,10 @@ N_FFT = 1024
 FOLDS = (1, 2, 3, 4, 5)
 COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 LAYOUT = "DIR/meta/esc50.csv + DIR/audio/*.wav (official ESC-50 repository layout)"
+
+
+#: the ``fold`` option value that builds every fold (5-fold cross-validation)
+ALL_FOLDS = "all"
 
 
 def esc50_folds() -> tuple[int, ...]:
@@ -110,9 +117,34 @@ def read_meta(path: Path) -> list[ESCClip]:
 
 @dataclass(frozen=True)
 class ESCConfig:
-    fold: int = 1
+    fold: int | str = 1
     subset: str = "esc50"
     quick: bool = False
+
+
+@dataclass
+class CrossValDataset(InMemoryDataset):
+    """All test folds of a cross-validated dataset (``fold=all``).
+
+    Its own splits and spec are those of the first fold (what a run fits a model on), with
+    ``spec.extra["cv_folds"]`` listing the folds; :meth:`fold` is the dataset of one fold,
+    the same as loading with ``fold=K``. The fingerprint covers every fold.
+    """
+
+    folds: dict[int, InMemoryDataset] = field(default_factory=dict)
+
+    def fold(self, k: int) -> InMemoryDataset:
+        """The dataset whose test split is fold ``k``."""
+        if k not in self.folds:
+            raise ConfigError(f"dataset '{self.spec.name}' has no fold {k!r} (folds: {', '.join(map(str, self.folds))})")
+        return self.folds[k]
+
+
+def _parse_fold(options: dict[str, Any]) -> int | str:
+    """``fold``: 1..5 or ``all`` (default 1)."""
+    if str(options.get("fold", "")).strip().lower() == ALL_FOLDS:
+        return ALL_FOLDS
+    return parse_option(options, "esc50", "fold", int, 1, choices=FOLDS)
 
 
 def assign_splits(clips: list[ESCClip], fold: int) -> np.ndarray:
@@ -129,12 +161,12 @@ def assign_splits(clips: list[ESCClip], fold: int) -> np.ndarray:
     needs_data_root=True,
     description="ESC-50: 2,000 5-s environmental sounds, 50 classes, 5 folds (audio only; fold=K is the test fold)",
     homepage="https://github.com/karolpiczak/ESC-50",
-    options={"fold": "test fold 1..5 (default 1); the protocol averages accuracy over all five",
+    options={"fold": "test fold 1..5 (default 1), or all: the five folds, mean test accuracy with per-fold values",
              "subset": "esc50 (default) or esc10 (the 10-class subset)"},
 )
 def load_esc50(*, data_root: Path | None, options: dict[str, Any], quick: bool, seed: int) -> InMemoryDataset:
     root = locate(resolve_root(data_root, "esc50", LAYOUT), "meta/esc50.csv", ("ESC-50", "esc50", "ESC-50-master"))
-    cfg = ESCConfig(fold=parse_option(options, "esc50", "fold", int, 1, choices=FOLDS),
+    cfg = ESCConfig(fold=_parse_fold(options),
                     subset=parse_option(options, "esc50", "subset", str, "esc50", choices=("esc50", "esc10")),
                     quick=bool(quick))
     clips = read_meta(root / "meta" / "esc50.csv")
@@ -142,6 +174,17 @@ def load_esc50(*, data_root: Path | None, options: dict[str, Any], quick: bool, 
         clips = [c for c in clips if c.esc10]
     if cfg.quick:  # about a third of the clips, by source recording, every class and fold kept
         clips = [c for c in clips if stable_fraction("q" + c.src_file) < 0.3]
+    if cfg.fold != ALL_FOLDS:
+        return _load_fold(root, clips, cfg)
+    folds = {k: _load_fold(root, clips, replace(cfg, fold=k)) for k in FOLDS}
+    first = folds[FOLDS[0]]
+    spec = replace(first.spec, extra={**first.spec.extra, "config": asdict(cfg), "cv_folds": list(FOLDS)})
+    return CrossValDataset(spec=spec, splits=first.splits,
+                           content_hash=combine("cv", *(f.content_hash for f in folds.values())), folds=folds)
+
+
+def _load_fold(root: Path, clips: list[ESCClip], cfg: ESCConfig) -> InMemoryDataset:
+    """The dataset of one test fold (``cfg.fold``) of the listed clips."""
     targets = sorted({c.target for c in clips})
     names = {c.target: c.category for c in clips}
     split = assign_splits(clips, cfg.fold)

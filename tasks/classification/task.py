@@ -13,6 +13,7 @@ from torch import nn
 
 from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, check_labels, require
 from avcl_bench.benchmark.datasets.base import AVSplit
+from avcl_bench.benchmark.datasets.esc50 import esc50_folds
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
 
@@ -42,6 +43,9 @@ METRICS: dict[str, MetricSpec] = {
                         unit="fraction", lower=0.0, upper=1.0),
     "kNN_ACC_visual": MetricSpec("kNN_ACC_visual", True, f"cosine {KNN_K}-NN accuracy on the visual embeddings",
                         unit="fraction", lower=0.0, upper=1.0),
+    **{f"ACC_fold{k}": MetricSpec(f"ACC_fold{k}", True, f"test accuracy of fold {k} (cross-validated datasets, "
+                                  "fold=all; ACC is the mean over folds)", unit="fraction", lower=0.0, upper=1.0)
+       for k in esc50_folds()},
 }
 
 
@@ -212,7 +216,11 @@ PROTOCOL = (
     "cosine 10-NN classifier votes with the train embeddings (ties: the class of the nearer neighbour). "
     "The fused probe gives the headline ``ACC`` / ``top5_ACC`` / ``macro_F1``; the other views carry "
     "suffixes (``ACC_audio``, ``kNN_ACC_visual``, ...). Audio-only datasets "
-    "(``spec.extra[\"audio_only\"]``) probe the audio view alone and report it under the unsuffixed keys."
+    "(``spec.extra[\"audio_only\"]``) probe the audio view alone and report it under the unsuffixed keys. "
+    "Cross-validated datasets loaded with every fold (ESC-50 ``fold=all``) run this protocol once per fold "
+    "(probes trained on that fold's train split) and report the unweighted mean over folds of every metric, "
+    "with each fold's test accuracy as ``ACC_fold<k>``; models trained on the dataset itself are refused "
+    "there, since one fitted model would be tested on clips it was trained on."
 )
 
 
@@ -232,11 +240,38 @@ class ClassificationTask(Task):
     export_inputs = ("test split audio (N, T, Fa) and visual (N, T, C, H, W) in item order; the model predicts "
                      "one class per test clip (train and val splits with labels are there to train on)")
 
+    def supports(self, model: Any, spec: Any, split: Any) -> str | None:
+        why = super().supports(model, spec, split)
+        if why is None and model is not None and spec.extra.get("cv_folds") and getattr(model, "trainable", True):
+            why = ("all folds at once (fold=all) need a model not trained on this dataset: a trainable model "
+                   "is fitted once, on fold 1's train split, which holds the other folds' test clips; "
+                   "run fold=1..5 one at a time")
+        return why
+
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
-        spec = dataset.spec
         probe = str(ctx.options.get("probe", "linear"))
         if probe not in PROBES:
             raise ConfigError(f"classification: option probe must be one of {', '.join(PROBES)}, got {probe!r}")
+        folds = [int(k) for k in dataset.spec.extra.get("cv_folds", ())]
+        if not folds:
+            return self._evaluate_split(model, dataset, ctx, probe)
+        per_fold = {k: self._evaluate_split(model, dataset.fold(k), ctx, probe) for k in folds}
+        first = per_fold[folds[0]]
+        keys = [k for k in first.metrics if all(k in r.metrics for r in per_fold.values())]
+        fold_values = {key: [per_fold[k].metrics[key] for k in folds] for key in keys}
+        metrics = {key: float(np.mean(v)) for key, v in fold_values.items()}
+        metrics.update({f"ACC_fold{k}": per_fold[k].metrics["ACC"] for k in folds})
+        config = {**{key: v for key, v in first.config.items() if key != "probe_fit"},
+                  "cv": {"folds": folds, "mean": "unweighted mean over folds of each fold's test metric",
+                         "test_sizes": {str(k): len(dataset.fold(k).split("test")) for k in folds}},
+                  "probe_fit": {str(k): per_fold[k].config["probe_fit"] for k in folds}}
+        return TaskResult(metrics={k: metrics[k] for k in METRICS if k in metrics},
+                          protocol=f"{first.protocol}; {len(folds)}-fold cross-validation, mean over folds",
+                          config=config, item_metrics=fold_values)
+
+    def _evaluate_split(self, model: Any, dataset: Any, ctx: EvalContext, probe: str) -> TaskResult:
+        """The protocol on one dataset's train / val / test splits (one fold of a cross-validation)."""
+        spec = dataset.spec
         audio_only = bool(spec.extra.get("audio_only", False))
         num_classes = int(spec.num_classes)
         splits = {name: dataset.split(name) for name in ("train", "val", "test")}

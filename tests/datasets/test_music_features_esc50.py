@@ -164,3 +164,27 @@ def test_esc50_meta_errors(esc_root: Path) -> None:
     (esc_root / "audio" / lines[1].split(",")[0]).unlink()
     with pytest.raises(InputError, match=lines[1].split(",")[0] + ": file not found"):
         load_esc50(data_root=esc_root, options={}, quick=False, seed=0)
+
+
+def test_esc50_fold_all_holds_every_fold_as_fold_k_builds_it(esc_root: Path) -> None:
+    cv = load_esc50(data_root=esc_root, options={"fold": "all"}, quick=False, seed=0)
+    assert cv.spec.extra["cv_folds"] == list(esc50_folds()) and cv.spec.extra["config"]["fold"] == "all"
+    fingerprints = set()
+    for k in esc50_folds():
+        one = load_esc50(data_root=esc_root, options={"fold": str(k)}, quick=False, seed=0)
+        got = cv.fold(k)
+        assert got.fingerprint() == one.fingerprint()
+        fingerprints.add(got.fingerprint())
+        for name in ("train", "val", "test"):
+            np.testing.assert_array_equal(np.asarray(got.split(name).audio), np.asarray(one.split(name).audio))
+            assert got.split(name).ids == one.split(name).ids
+        assert set(got.split("test").meta["fold"]) == {k}
+    assert len(fingerprints) == 5 and cv.fingerprint() not in fingerprints
+    # the run fits a model on the dataset's own splits: fold 1's
+    assert cv.split("train").ids == cv.fold(1).split("train").ids
+    for text in ("ALL", " all "):
+        assert load_esc50(data_root=esc_root, options={"fold": text}, quick=False, seed=0).spec.extra["cv_folds"]
+    with pytest.raises(ConfigError, match="has no fold 6"):
+        cv.fold(6)
+    with pytest.raises(ConfigError, match="fold"):
+        load_esc50(data_root=esc_root, options={"fold": "every"}, quick=False, seed=0)

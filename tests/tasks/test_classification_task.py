@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from avcl_bench.baselines.random_projection import RandomProjection
 from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
+from avcl_bench.benchmark.datasets.esc50 import esc50_folds, load_esc50
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.classification.task import (
@@ -25,8 +26,10 @@ from avcl_bench.tasks.classification.task import (
     mlp_probe,
 )
 from avcl_bench.tasks.registry import get_task
+from tests.datasets.test_music_features_esc50 import esc_root  # noqa: F401 - the ESC-50-layout fixture
 
 ALL_KEYS = {"ACC", "top5_ACC", "macro_F1", "ACC_audio", "ACC_visual", "kNN_ACC", "kNN_ACC_audio", "kNN_ACC_visual"}
+FOLD_KEYS = {f"ACC_fold{k}" for k in esc50_folds()}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +96,7 @@ def test_registered_and_docstring_protocol() -> None:
     assert isinstance(get_task("classification"), ClassificationTask)
     paragraphs = [p for p in mod.__doc__.split("\n\n") if p.strip()]
     assert len(paragraphs) >= 2 and "\n" not in paragraphs[0].strip()
-    assert set(METRICS) == ALL_KEYS
+    assert set(METRICS) == ALL_KEYS | FOLD_KEYS
     assert ClassificationTask.metadata.headline == ("ACC", "top5_ACC", "macro_F1")
 
 
@@ -300,3 +303,40 @@ def test_export_reference_round_trip(dataset) -> None:
     assert t.score({"scores": perfect}, ref) == {"ACC": 1.0, "top5_ACC": 1.0, "macro_F1": 1.0}
     assert t.score({"labels": ref["labels"]}, ref)["ACC"] == 1.0
     assert isinstance(t.export_inputs, str) and t.export_inputs
+
+
+# ----------------------------------------------------------------------------- ESC-50 fold=all
+class _Trained(RandomProjection):
+    trainable = True
+
+
+def test_esc50_fold_all_is_the_mean_of_the_five_fold_runs(esc_root, fresh_cache) -> None:  # noqa: F811
+    cv = load_esc50(data_root=esc_root, options={"fold": "all"}, quick=False, seed=0)
+    task = ClassificationTask()
+    model = RandomProjection(cv.spec, seed=0)
+    assert task.supports(model, cv.spec, cv.split("test")) is None
+    r = task.evaluate(model, cv, _ctx())
+    per_fold = {}
+    for k in esc50_folds():
+        one = load_esc50(data_root=esc_root, options={"fold": str(k)}, quick=False, seed=0)
+        per_fold[k] = task.evaluate(RandomProjection(one.spec, seed=0), one, _ctx()).metrics
+    for k in esc50_folds():
+        assert r.metrics[f"ACC_fold{k}"] == per_fold[k]["ACC"]
+    for key in ("ACC", "top5_ACC", "macro_F1", "kNN_ACC"):
+        if key in per_fold[1]:
+            assert r.metrics[key] == pytest.approx(np.mean([per_fold[k][key] for k in esc50_folds()]), abs=1e-15)
+    assert set(r.metrics) == set(per_fold[1]) | FOLD_KEYS
+    # per-fold values are the items, their mean is the metric (the record's bootstrap contract)
+    assert r.item_metrics["ACC"] == [per_fold[k]["ACC"] for k in esc50_folds()]
+    for key, items in r.item_metrics.items():
+        assert len(items) == 5 and math.isclose(np.mean(items), r.metrics[key], abs_tol=1e-15)
+    assert r.config["cv"]["folds"] == list(esc50_folds()) and set(r.config["probe_fit"]) == {"1", "2", "3", "4", "5"}
+    assert "5-fold cross-validation" in r.protocol
+
+
+def test_esc50_fold_all_refuses_a_model_trained_on_the_dataset(esc_root, fresh_cache) -> None:  # noqa: F811
+    cv = load_esc50(data_root=esc_root, options={"fold": "all"}, quick=False, seed=0)
+    why = ClassificationTask().supports(_Trained(cv.spec, seed=0), cv.spec, cv.split("test"))
+    assert why is not None and "fold=1..5" in why
+    one = load_esc50(data_root=esc_root, options={"fold": "2"}, quick=False, seed=0)
+    assert ClassificationTask().supports(_Trained(one.spec, seed=0), one.spec, one.split("test")) is None
