@@ -32,15 +32,13 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..classification.metrics import classification_metrics
-from ..classification.task import PROBES, _check_split_labels, _l2_normalize, linear_probe, mlp_probe
+from ..classification.task import _EMBED_BATCH, PROBES, _check_split_labels, _l2_normalize, linear_probe, mlp_probe
 from ..retrieval.metrics import retrieval_metrics
 from ..retrieval.task import per_query_ap
 from .metrics import normalized_auc
 
 __all__ = ["CORRUPTIONS", "METRICS", "PROTOCOL", "Corruption", "Level", "RobustnessTask", "auc_key", "corrupt_batch",
            "level_key"]
-
-_EMBED_BATCH = 128  # the batch size of the clean embeddings (classification, retrieval): same model calls
 
 #: the two protocols measured under corruption: retrieval (both directions) and the fused linear probe
 BASE_METRICS: dict[str, str] = {

@@ -16,6 +16,7 @@ from avcl_bench.benchmark.datasets.base import AVSplit, InMemoryDataset
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError
 from avcl_bench.benchmark.interface import DataSpec
+from avcl_bench.benchmark.readme import headline_table
 from avcl_bench.benchmark.runner import RunConfig, run
 from avcl_bench.benchmark.schema import TASK_FAMILIES
 from avcl_bench.tasks.base import EvalContext
@@ -258,7 +259,11 @@ def test_runner_random_below_learned_degrades_and_reports(toy_file, tmp_path, fr
         assert "robustness" in text and "mean_AUC" in text.replace("\\_", "_")
     assert "ACC@missing_visual=100%" in (tmp_path / "report.md").read_text()  # other metrics: every level
     assert r"AUC\_missing\_visual $\uparrow$" in (tmp_path / "report.latex").read_text()  # headline columns
+    assert "| robustness: mean_AUC ↑ [0-1] |" in headline_table(list(recs.values()))  # the README's table
     capsys.readouterr()
+    assert main(["list", "tasks", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed["robustness"]["main_score"] == "mean_AUC"
 
 
 def test_reruns_reuse_and_embed_split_cache_is_the_clean_one(toy_file, tmp_path, fresh_cache) -> None:
