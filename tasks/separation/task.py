@@ -361,9 +361,10 @@ class SeparationTask(Task):
         return self._summarise(sdr, sir, sar, mix_sdr, len(sources) - len(keep))
 
     def score(self, pred: dict[str, np.ndarray], ref: dict[str, np.ndarray], *, pred_source: str = "pred",
-              ref_source: str = "ref", score_silent: bool = False) -> dict[str, float]:
+              ref_source: str = "ref", score_silent: bool | str = False) -> dict[str, float]:
         """Metrics of stored estimates; mixtures with a near-silent source or estimate are
         skipped and counted in ``skipped`` as Sound of Pixels does, unless ``score_silent``."""
+        score_silent = score_silent_option({SCORE_SILENT_OPTION: score_silent})  # `score --task-option` text too
         require(pred, pred_source, ("estimates",))
         require(ref, ref_source, ("sources",))
         est = check_array(pred["estimates"], pred_source, "estimates", ndim=3, kind="float")
@@ -386,7 +387,7 @@ class SeparationTask(Task):
             if mix.shape != (src.shape[0], src.shape[2]):
                 raise InputError(ref_source, "mixtures",
                                  f"expected shape {(src.shape[0], src.shape[2])} (N, L) to match sources, got {mix.shape}")
-        keep = _kept(est, src, bool(score_silent), pred_source, ref_source)
+        keep = _kept(est, src, score_silent, pred_source, ref_source)
         metrics = separation_metrics(est[keep], src[keep], None if mix is None else mix[keep], source=pred_source,
                                      ref_source=ref_source)
         metrics["skipped"] = float(len(src) - len(keep))

@@ -1,6 +1,7 @@
 """Separation task adapter: mixtures, mask head, references, score and export round trips."""
 from __future__ import annotations
 
+import json
 import warnings
 from functools import lru_cache
 
@@ -10,6 +11,7 @@ import torch
 from mir_eval.separation import bss_eval_sources
 
 from avcl_bench.baselines.random_projection import RandomProjection
+from avcl_bench.benchmark import cli
 from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import EvalContext
@@ -406,3 +408,23 @@ def test_evaluate_counts_skipped_mixtures_in_the_record():
     assert np.mean(res.item_metrics["SDR"]) == pytest.approx(res.metrics["SDR"], rel=1e-9)
     with pytest.raises(InputError, match="estimates: item 0, source 0 is silent"):
         task().evaluate(QuietSeparator(), d, EvalContext(seed=0, quick=True, options={"score_silent": "true"}))
+
+
+def test_score_command_task_option_score_silent(tmp_path, capsys):
+    rng = np.random.default_rng(34)
+    src, est = _quiet_case(rng)
+    src[2, 1] = rng.standard_normal(src.shape[-1]) * 1e-7
+    est[3, 1] = rng.standard_normal(src.shape[-1]) * 1e-7
+    np.savez(tmp_path / "p.npz", estimates=est)
+    np.savez(tmp_path / "r.npz", sources=src)
+    base = ["score", "separation", "--pred", str(tmp_path / "p.npz"), "--ref", str(tmp_path / "r.npz"), "--json"]
+    n_skip = float(skipped_mixtures(est, src).sum())
+    assert n_skip == 2.0  # mixtures 1 and 4; all the others' signals are above the threshold
+    assert cli.main(base) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["skipped"] == n_skip
+    for value, skipped in (("true", 0.0), ("yes", 0.0), ("false", n_skip), ("no", n_skip)):
+        assert cli.main([*base, "--task-option", f"score_silent={value}"]) == 0
+        assert json.loads(capsys.readouterr().out)["metrics"]["skipped"] == skipped, value
+    assert cli.main([*base, "--task-option", "score_silent=maybe"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "score_silent must be true or false" in err
