@@ -13,7 +13,9 @@ import difflib
 import inspect
 import json
 import os
+import shutil
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("score", help="score stored outputs (npz) without a model")
-    p.add_argument("task")
-    p.add_argument("--pred", required=True, type=Path)
-    p.add_argument("--ref", required=True, type=Path)
+    p = sub.add_parser("score", help="score stored outputs (npz) without a model",
+                       description="Score a task's stored outputs: PRED (the model's outputs) against REF (the "
+                                   "ground truth, e.g. from `export`), both .npz files with the arrays below.",
+                       epilog=_score_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", help=f"task family: {', '.join(n for n in TASKS)}")
+    p.add_argument("--pred", required=True, type=Path, help="npz of the model's outputs (PRED arrays below)")
+    p.add_argument("--ref", required=True, type=Path, help="npz of the references (REF arrays below)")
     p.add_argument("--task-option", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
                    help="task protocol option (repeatable), as in run, among those the task's score accepts "
                         "(localization: empty_mask=raise|zero, ties=strict|official)")
@@ -110,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------------- commands
+def _score_epilog(width: int = 100) -> str:
+    """What PRED and REF hold for every task (``score --help``), from each task's metadata."""
+    lines = ["arrays per task (list tasks shows the protocols):"]
+    for name in TASKS:
+        meta = TASKS.get(name).metadata
+        lines.append(f"  {name}:")
+        for label, text in (("PRED", meta.pred_format), ("REF", meta.ref_format)):
+            lines += textwrap.wrap(f"{label}: {text or '(run-only: not scored from files)'}", width,
+                                   initial_indent="    ", subsequent_indent="      ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
 def run_config_from_args(args: argparse.Namespace) -> Any:
 
 
@@ -205,14 +222,10 @@ def _score_options(task: Any, items: list[str]) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     rows: list[dict[str, Any]]
     if args.what == "models":
-
         rows = [model_info(n) for n in MODELS]
     elif args.what == "tasks":
-
         rows = []
         for n in TASKS:
             t = TASKS.get(n)
@@ -224,22 +237,83 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "pred_format": meta.pred_format, "ref_format": meta.ref_format,
                          "reference_names": list(meta.reference_names), "protocol": meta.protocol})
     elif args.what == "datasets":
-
         rows = [{"name": n, **DATASETS.meta(n)} for n in DATASETS]
     else:
-
         rows = load_table1_long().to_dict(orient="records")
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        keys = list(rows[0]) if rows else []
-        print(tabulate([[_short(r.get(k)) for k in keys] for r in rows], headers=keys))
+        print(LISTINGS[args.what](rows, min(LIST_WIDTH, shutil.get_terminal_size((LIST_WIDTH, 24)).columns)))
     return 0
 
 
-def _short(v: Any, width: int = 60) -> str:
-    s = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return s if len(s) <= width else s[: width - 3] + "..."
+#: widest line of ``list`` output (narrower when the terminal is)
+LIST_WIDTH = 100
+
+
+def _text(v: Any) -> str:
+    return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else ("" if v is None else str(v))
+
+
+def _wrapped_table(rows: list[dict[str, Any]], columns: dict[str, float], width: int, note: str,
+                   headers: dict[str, str] | None = None) -> str:
+    """A table of ``columns`` (key -> share of the free width) whose wrapped cells fit ``width``."""
+    from tabulate import tabulate
+
+    keys = list(columns)
+    free = max(len(keys) * 8, width - 2 * (len(keys) - 1))
+    widths = [max(6, int(free * columns[k])) for k in keys]
+    body = [[_text(r.get(k)) for k in keys] for r in rows]
+    table = tabulate(body, headers=[(headers or {}).get(k, k) for k in keys], maxcolwidths=widths,
+                     maxheadercolwidths=widths, disable_numparse=True)
+    return f"{table}\n\n{textwrap.fill(note, width)}"
+
+
+def _list_models(rows: list[dict[str, Any]], width: int) -> str:
+    return _wrapped_table(rows, {"name": 0.16, "encoder": 0.14, "objective": 0.17, "learning": 0.15,
+                                 "description": 0.38}, width,
+                          "--json adds each model's papers (the surveyed rows it stands for) and reference flag.")
+
+
+def _list_datasets(rows: list[dict[str, Any]], width: int) -> str:
+    return _wrapped_table(rows, {"name": 0.14, "tasks": 0.30, "description": 0.56}, width,
+                          "--json adds layout, licence, citation, homepage and options; docs/datasets.md has the "
+                          "details.")
+
+
+def _list_surveyed(rows: list[dict[str, Any]], width: int) -> str:
+    return _wrapped_table(rows, {"table_row": 0.07, "paper": 0.26, "task": 0.17, "metric": 0.14,
+                                 "value_text": 0.1, "dataset": 0.26}, width,
+                          "--json adds every parsed field (unit, normalised value, notes, direction).",
+                          headers={"table_row": "row", "value_text": "value"})
+
+
+def _list_tasks(rows: list[dict[str, Any]], width: int) -> str:
+    """Every task with its protocol in full, wrapped to ``width``."""
+    out: list[str] = []
+    for r in rows:
+        def para(label: str, text: str) -> list[str]:
+            return textwrap.wrap(f"{label}: {text}", width, initial_indent="  ", subsequent_indent="    ",
+                                 break_on_hyphens=False)
+
+        out.append(f"{r['name']} (version {r['version']}; main score {r['main_score']})")
+        metrics = [f"{m} ({'higher' if r['higher_is_better'][m] else 'lower'} is better, {r['units'][m]})"
+                   for m in r["metrics"]]
+        out += para("headline", ", ".join(r["headline"]))
+        out += para("metrics", "; ".join(metrics))
+        out += para("protocol", " ".join(r["protocol"].split()))
+        if r["needs"]:
+            out += para("needs", ", ".join(r["needs"]))
+        out += para("score PRED", r["pred_format"] or "(not scored from files)")
+        out += para("score REF", r["ref_format"] or "(not scored from files)")
+        if r["reference_names"]:
+            out += para("reference rows", ", ".join(r["reference_names"]))
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
+#: ``list WHAT`` -> its text rendering (``--json`` prints every field instead)
+LISTINGS = {"models": _list_models, "tasks": _list_tasks, "datasets": _list_datasets, "surveyed": _list_surveyed}
 
 
 # ---------------------------------------------------------------------------------- entry
@@ -281,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished results are kept; re-run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     except Exception as e:  # a bug, not a user error: one line unless --debug / AVCL_DEBUG is set
         if debug:
             raise

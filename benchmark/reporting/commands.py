@@ -59,7 +59,7 @@ def add_leaderboard_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     p = subparsers.add_parser(
         "leaderboard",
         help="rank stored results per task, dataset and metric",
-        description="Rank models per (task, dataset, metric) with mean and 95%% CI; a rank range such as "
+        description="Rank models per (task, dataset, metric) with mean and 95% CI; a rank range such as "
         "2-4 means overlapping intervals.",
     )
     p.add_argument("--results", required=True, metavar="DIR", help="folder searched recursively for result records")
