@@ -211,9 +211,8 @@ def net_features(net: FeatureNet, images: Any, *, source: str = "images", field:
 def frame_features(dataset: Any, images: Any, *, source: str = "images") -> np.ndarray:
     """Features of ``images`` under ``dataset``'s feature network: what ``score`` compares.
 
-    External models compute their generated images' features with this function (the
-    network is trained on first use and cached) and submit them as ``features``:
-    ``frame_features(dataset, generated)`` with ``generated`` of shape ``(N, 3, H, W)``,
-    uint8 or float in [0, 1]; any resolution (brought to the protocol size).
+    ``submit --pred`` applies it to a submission's generated images (submitters hand in images,
+    never features; the network is trained on first use and cached): ``images`` of shape
+    ``(N, 3, H, W)``, uint8 or float in [0, 1]; any resolution (brought to the protocol size).
     """
     return net_features(load_or_train(dataset), images, source=source)
