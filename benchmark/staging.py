@@ -38,10 +38,11 @@ class Staging:
 
     def __init__(self, out: Path):
         self.out = Path(out)
-        parent = self.out.resolve().parent
+        resolved = self.out.resolve()  # "--out ." has no name of its own
+        parent = resolved.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.root = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=parent))
+            self.root = Path(tempfile.mkdtemp(prefix=f".{resolved.name}.staging-", dir=parent))
         except OSError as e:
             raise InputError(parent, None, f"cannot create the staging folder of a submission ({e.strerror or e}); "
                              "the parent folder of --out must be writable") from None
