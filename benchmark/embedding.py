@@ -28,7 +28,7 @@ import torch
 from .datasets.base import AVSplit, audio_batch, visual_batch
 from .errors import InputError, ModelError
 
-__all__ = ["KINDS", "InputFn", "active_cache", "embed_batches", "embed_split", "use_cache"]
+__all__ = ["BATCH_SIZE", "KINDS", "InputFn", "active_cache", "embed_batches", "embed_split", "use_cache"]
 
 #: ``split, batch indices, device -> model input``
 InputFn = Callable[[AVSplit, np.ndarray, str], torch.Tensor]
@@ -42,6 +42,9 @@ KINDS: dict[str, tuple[str, InputFn, str]] = {
     "visual_spatial": ("embed_visual_spatial", visual_batch, "(B, D, h, w)"),
 }
 
+
+#: items per model call when a task embeds a split (the batch size validate-model checks)
+BATCH_SIZE = 128
 
 #: the embedding cache of the cell whose task is running (set by the runner, see :func:`use_cache`)
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar("avcl_embedding_cache", default=None)
@@ -84,7 +87,7 @@ def _checked(out: Any, kind: str, n: int, dtype: torch.dtype) -> torch.Tensor:
 
 @torch.no_grad()
 def embed_batches(
-    model: Any, split: AVSplit, which: str | Sequence[str], *, batch_size: int = 128, device: str = "cpu",
+    model: Any, split: AVSplit, which: str | Sequence[str], *, batch_size: int = BATCH_SIZE, device: str = "cpu",
     dtype: torch.dtype = torch.float64, inputs: Mapping[str, InputFn] | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Yield ``(indices, {kind: embeddings})`` for consecutive batches of ``split``.
@@ -111,7 +114,7 @@ def embed_split(model: Any, split: AVSplit, which: Sequence[str] = ..., *, batch
 
 
 def embed_split(
-    model: Any, split: AVSplit, which: str | Sequence[str] = ("audio", "visual"), *, batch_size: int = 128,
+    model: Any, split: AVSplit, which: str | Sequence[str] = ("audio", "visual"), *, batch_size: int = BATCH_SIZE,
     device: str = "cpu", dtype: torch.dtype = torch.float64, cache: Any = None,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Embeddings of a whole split as numpy arrays (float64 by default), one row per clip.

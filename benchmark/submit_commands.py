@@ -28,6 +28,7 @@ from .cliargs import add_runtime_options, parse_csv, parse_kv, parse_seeds
 from .datasets import DATASETS, load_dataset
 from .datasets.base import audio_batch, visual_batch
 from .datasets.manifests import dataset_identity
+from .embedding import BATCH_SIZE as EMBED_BATCH_SIZE
 from .errors import AVCLError, ConfigError, InputError, UserCodeError, is_user_exception
 from .interface import FitContext, missing_methods
 from .provenance import provenance
@@ -38,7 +39,9 @@ from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
 from .surveyed import load_table1_long
 
-VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": "20"}
+#: validate-model checks the embedding methods on this many batches of the tasks' batch size
+VALIDATE_BATCHES = 2
+VALIDATE_OPTIONS = {"n_train": "40", "n_val": "20", "n_test": str(VALIDATE_BATCHES * EMBED_BATCH_SIZE)}
 
 
 def _print_err(msg: str) -> None:
@@ -59,10 +62,6 @@ def _user_problem(what: str, e: BaseException) -> str:
 def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | None, data_root: str | None,
                    fit: bool = True) -> tuple[list[str], dict[str, list[str]]]:
     """Problems found (one line each) and, per dataset, the tasks the model supports."""
-    import torch
-
-
-
     factory, info = load_model_spec(spec)
     problems: list[str] = []
     supported: dict[str, list[str]] = {}
@@ -93,37 +92,7 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
             problems.append(_user_problem(f"{where}: fit() failed", e))
             continue
         test = ds.split("test")
-        idx = np.arange(min(8, len(test)))
-        a_in, v_in = audio_batch(test, idx), visual_batch(test, idx)
-        # the lambdas are called within this iteration, so late binding of model/a_in/v_in is safe
-        checks = [("embed_audio", lambda: model.embed_audio(a_in), (len(idx), dim)),  # noqa: B023
-                  ("embed_visual", lambda: model.embed_visual(v_in), (len(idx), dim))]  # noqa: B023
-        caps = set(getattr(model, "capabilities", ()))
-        if "segments" in caps:
-            t = ds.spec.segments
-            checks += [("embed_audio_segments", lambda: model.embed_audio_segments(a_in), (len(idx), t, dim)),  # noqa: B023
-                       ("embed_visual_segments", lambda: model.embed_visual_segments(v_in), (len(idx), t, dim))]  # noqa: B023
-        if "spatial" in caps:
-            checks.append(("embed_visual_spatial", lambda: model.embed_visual_spatial(v_in), None))  # noqa: B023
-        for name, call, shape in checks:
-            try:
-                out1, out2 = call(), call()
-            except (Exception, SystemExit) as e:
-                problems.append(_user_problem(f"{where}: {name}() failed", e))
-                continue
-            if not isinstance(out1, torch.Tensor):
-                problems.append(f"{where}: {name}() must return a torch.Tensor, got {type(out1).__name__}")
-                continue
-            if not out1.is_floating_point():
-                problems.append(f"{where}: {name}() must return floats, got {out1.dtype}")
-            if shape is not None and tuple(out1.shape) != shape:
-                problems.append(f"{where}: {name}() returned shape {tuple(out1.shape)}, expected {shape}")
-            if shape is None and (out1.ndim != 4 or out1.shape[:2] != (len(idx), dim)):
-                problems.append(f"{where}: {name}() returned shape {tuple(out1.shape)}, expected (B, {dim}, h, w)")
-            if not torch.isfinite(out1).all():
-                problems.append(f"{where}: {name}() returned NaN or inf")
-            elif not torch.equal(out1, out2):
-                problems.append(f"{where}: {name}() is not deterministic (two calls on the same batch differ)")
+        problems += _check_embeddings(model, test, ds.spec.segments, dim, where)
         tasks = []
         for tname in TASKS:
             if tname in DATASETS.meta(ds_name)["tasks"] and TASKS.get(tname).supports(model, ds.spec, test) is None:
@@ -132,16 +101,72 @@ def validate_model(spec: str, model_args: dict[str, Any], datasets: list[str] | 
     return problems, supported
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _check_output(out: Any, name: str, shape: tuple[int, ...] | None, dim: int, batch: int,
+                  where: str) -> str | None:
+    """The problem of one batch's output of embedding method ``name`` (``shape`` ``None``: a spatial
+    map ``(B, D, h, w)``), or ``None``."""
+    import torch
 
+    if not isinstance(out, torch.Tensor):
+        return f"{where}: {name}() must return a torch.Tensor, got {type(out).__name__}"
+    if not out.is_floating_point():
+        return f"{where}: {name}() must return floats, got {out.dtype}"
+    if shape is not None and tuple(out.shape) != shape:
+        return f"{where}: {name}() returned shape {tuple(out.shape)}, expected {shape}"
+    if shape is None and (out.ndim != 4 or tuple(out.shape[:2]) != (batch, dim)):
+        return f"{where}: {name}() returned shape {tuple(out.shape)}, expected (B, {dim}, h, w)"
+    if not torch.isfinite(out).all():
+        return f"{where}: {name}() returned NaN or inf on a batch of {len(out)}"
+    if not bool(out.any()):
+        return f"{where}: {name}() returned all-zero embeddings on a batch of {len(out)}"
+    if len(out) > 1 and torch.equal(out, out[:1].expand_as(out)):
+        return f"{where}: {name}() returned the same embedding for all {len(out)} items of a batch (constant)"
+    return None
+
+
+def _check_embeddings(model: Any, test: Any, segments: int, dim: int, where: str) -> list[str]:
+    """Every embedding method on :data:`VALIDATE_BATCHES` batches of the tasks' batch size: type,
+    dtype, shape, NaN/inf, all-zero or constant outputs, and determinism (the first batch twice)."""
+    import torch
+
+    methods: list[tuple[str, str, Any]] = [("embed_audio", "audio", lambda b: (b, dim)),
+                                           ("embed_visual", "visual", lambda b: (b, dim))]
+    caps = set(getattr(model, "capabilities", ()))
+    if "segments" in caps:
+        methods += [("embed_audio_segments", "audio", lambda b: (b, segments, dim)),
+                    ("embed_visual_segments", "visual", lambda b: (b, segments, dim))]
+    if "spatial" in caps:
+        methods.append(("embed_visual_spatial", "visual", lambda b: None))
+    batches = [idx for k, idx in enumerate(test.batches(EMBED_BATCH_SIZE)) if k < VALIDATE_BATCHES]
+    inputs = {"audio": [audio_batch(test, idx) for idx in batches], "visual": [visual_batch(test, idx) for idx in batches]}
+    problems: list[str] = []
+    for name, kind, shape in methods:
+        method = getattr(model, name)
+        for k, x in enumerate(inputs[kind]):
+            try:
+                out = method(x)
+                again = method(x) if k == 0 else None
+            except (Exception, SystemExit) as e:
+                problems.append(_user_problem(f"{where}: {name}() failed on a batch of {len(x)}", e))
+                break
+            problem = _check_output(out, name, shape(len(x)), dim, len(x), where)
+            if problem is None and again is not None and not (isinstance(again, torch.Tensor) and torch.equal(out, again)):
+                problem = f"{where}: {name}() is not deterministic (two calls on the same batch differ)"
+            if problem is not None:
+                problems.append(problem)
+                break
+    return problems
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
     problems, supported = validate_model(args.spec, parse_kv(args.model_args, "--model-args"),
                                          parse_csv(args.dataset) or None, args.data_root, fit=not args.no_fit)
     for p in problems:
         _print_err(p)
+    if problems:  # nothing on stdout: what it supports is only known once it is valid
+        return 1
     for ds, tasks in supported.items():
         print(f"{ds}: supports {', '.join(tasks) if tasks else 'no task'}")
-    if problems:
-        return 1
     print("model OK")
     return 0
 

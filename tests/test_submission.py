@@ -35,6 +35,41 @@ class NaNModel:
 class NoMethods:
     def __init__(self, spec):
         self.dim = 4
+
+
+class _Base:
+    trainable = False
+    capabilities = frozenset()
+    def __init__(self, spec, dim=8):
+        self.dim = dim
+    def config(self):
+        return {}
+    def fit(self, train, val, ctx):
+        pass
+    def embed_visual(self, visual):
+        return torch.randn(visual.shape[0], self.dim, generator=torch.Generator().manual_seed(0))
+
+class BigBatchNaN(_Base):
+    """fine on a small batch, NaN once a batch is as large as the tasks' (128)"""
+    def embed_audio(self, audio):
+        out = audio.reshape(audio.shape[0], -1)[:, : self.dim].float()
+        return out / 0 if audio.shape[0] >= 128 else out
+
+class Constant(_Base):
+    def embed_audio(self, audio):
+        return torch.ones(audio.shape[0], self.dim)
+
+class Zeros(_Base):
+    def embed_audio(self, audio):
+        return torch.zeros(audio.shape[0], self.dim)
+
+class SecondBatchFails(_Base):
+    calls = 0
+    def embed_audio(self, audio):
+        type(self).calls += 1
+        if type(self).calls > 2:  # the first batch (twice, for determinism) passes
+            raise RuntimeError("boom on the second batch")
+        return audio.reshape(audio.shape[0], -1)[:, : self.dim].float()
 '''
 
 
@@ -75,6 +110,19 @@ def test_validate_model_reports_each_problem(broken, capsys):
     assert main(["validate-model", f"{broken}:NoMethods"]) == 1
     err = capsys.readouterr().err
     assert "missing method fit()" in err and "missing method embed_audio()" in err
+
+
+@pytest.mark.parametrize(("cls", "problem"), [
+    ("BigBatchNaN", "embed_audio() returned NaN or inf on a batch of 128"),
+    ("Constant", "embed_audio() returned the same embedding for all 128 items of a batch (constant)"),
+    ("Zeros", "embed_audio() returned all-zero embeddings on a batch of 128"),
+    ("SecondBatchFails", "embed_audio() failed on a batch of 128"),
+])
+def test_validate_model_checks_two_task_size_batches(broken, cls, problem, capsys):
+    assert main(["validate-model", f"{broken}:{cls}"]) == 1
+    out, err = capsys.readouterr()
+    assert problem in err
+    assert out == ""  # nothing about supported tasks when the model is not valid
 
 
 def test_submit_model_and_name_guard(tmp_path, capsys):
