@@ -46,6 +46,9 @@ class DataSpec:
     class_names: tuple[str, ...] = ()
     sample_rate: int | None = None  # of waveforms, when the dataset has them
     visual_is_image: bool = True  # RGB frames in [0, 1] (False: precomputed feature maps)
+    #: item i's audio and visual come from one recording (``False``: paired arbitrarily within a
+    #: class, e.g. AV-MNIST style data; instance retrieval R@K / MedR then mean nothing and are not reported)
+    instance_pairs: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -426,3 +426,24 @@ def test_macro_equals_micro_on_balanced_queries_and_is_label_permutation_invaria
 def test_macro_mean_helper_all_nan_and_grouping():
     assert np.isnan(rm.macro_mean(np.array([np.nan, np.nan]), np.array([0, 1])))
     assert rm.macro_mean(np.array([1.0, 0.0, 0.5, np.nan]), np.array([3, 3, 8, 8])) == pytest.approx(0.5)
+
+
+def test_retrieval_reports_rk_only_on_instance_pairs():
+    """avdigits pairs audio and images arbitrarily within a class: no R@K / MedR there, and the
+    exported REF says so, so `score` agrees with `run`."""
+    from avcl_bench.benchmark.datasets import load_dataset
+    from avcl_bench.tasks.registry import get_task
+
+    task = get_task("retrieval")
+    rng = np.random.default_rng(0)
+    synth = load_dataset("avsynth", options={"n_train": "20", "n_val": "10", "n_test": "20"}, quick=True)
+    ref = task.export_reference(synth)
+    assert ref["paired"].shape == () and bool(ref["paired"])
+    pred = {"audio": rng.normal(size=(20, 4)), "visual": rng.normal(size=(20, 4))}
+    assert "R@10_a2v" in task.score(pred, ref)
+    unpaired = {**ref, "paired": np.asarray(False)}
+    got = task.score(pred, unpaired)
+    assert not any(k.startswith(("R@", "MedR")) for k in got) and "mAP" in got
+    assert "R@10_a2v" in task.score(pred, {k: v for k, v in ref.items() if k != "paired"})  # N == M: paired
+    with pytest.raises(InputError, match="paired: must be a 0-d bool"):
+        task.score(pred, {**ref, "paired": np.asarray([1, 0])})
