@@ -99,9 +99,14 @@ def test_generation_is_submitted_as_images(tmp_path, capsys):
     (png_dir / "generation").mkdir(parents=True)
     for i in range(n):
         Image.fromarray(gen[i]).save(png_dir / "generation" / f"{i:05d}.png")
+    by_id = tmp_path / "by_id"
+    (by_id / "generation").mkdir(parents=True)
+    for i in range(n):  # named by test clip id (the ids of inputs.npz), in any order on disk
+        Image.fromarray(gen[i]).save(by_id / "generation" / f"{test.ids[i]}.png")
     assert _submit(npz_dir, board, "npz") == 0 and _submit(png_dir, board, "png") == 0
+    assert _submit(by_id, board, "by_id") == 0
     a, b = _record(board, "npz"), _record(board, "png")
-    assert a["metrics"] == b["metrics"] and a["metrics"]["FD"] > 0
+    assert a["metrics"] == b["metrics"] == _record(board, "by_id")["metrics"] and a["metrics"]["FD"] > 0
     assert a["protocol"] == "submitted predictions"
     # channels-first floats in [0, 1] of the same images: the same numbers again
     chw = tmp_path / "chw"
