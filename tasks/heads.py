@@ -26,11 +26,12 @@ def head_batch_size(batch_size: int, n_train: int, min_steps: int) -> int:
 def train_head(
     make_net: Callable[[], nn.Module], xtr: torch.Tensor, ytr: torch.Tensor, xva: torch.Tensor, yva: torch.Tensor,
     *, num_classes: int, epochs: int, batch_size: int, patience: int, lr: float, weight_decay: float, seed: int,
-    device: str | torch.device,
+    device: str | torch.device, progress: bool = False, desc: str = "train head",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``make_net()`` (built under ``seed``) and return it with its best val-epoch weights, in eval mode.
 
-    Deterministic given ``seed``; the global torch RNG state is restored afterwards. Returns
+    Deterministic given ``seed``; the global torch RNG state is restored afterwards.
+    ``progress`` shows a progress bar named ``desc`` (the run's ``--no-progress`` turns it off). Returns
     ``{"epochs_run", "best_epoch", "val_ACC", "batch_size"}`` beside the net.
     """
     with torch.random.fork_rng(devices=[]):
@@ -48,6 +49,7 @@ def train_head(
 
         result = train_early_stopping(
             net, opt, lambda _: minibatches(torch.as_tensor(order_rng.permutation(len(xtr)), device=device), batch_size),
-            ce, epochs=epochs, validate=val_accuracy, patience=patience)
+            ce, epochs=epochs, validate=val_accuracy, patience=patience, show_progress=progress, desc=desc,
+            score_name="val_ACC")
     return net, {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "val_ACC": result.best_score,
                  "batch_size": batch_size}

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..features import log_mel
 from ..paths import cache_dir
+from ..progress import log
 from ..store import atomic_write_bytes, clean_stale_temps
 
 #: Environment variable consulted when a loader gets ``data_root=None``.
@@ -338,6 +340,10 @@ def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]], *,
                 return arrays, stored
         except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt, never trusted
             pass
+    name = key.split("-")[0]
+    log(f"[data] building {name} ({key}): not in the cache yet, this can take minutes at full size"
+        + (f"; cached as {path} for later runs" if use_cache else ""))
+    t0 = time.perf_counter()
     arrays = build()
     digest = content_hash(arrays)
     if use_cache:
@@ -348,6 +354,8 @@ def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]], *,
             atomic_write_bytes(path, buf.getvalue())
         except OSError:  # a read-only or full cache only costs a rebuild next time
             pass
+    size = sum(a.nbytes for a in arrays.values()) / 2**20
+    log(f"[data] built {name} in {time.perf_counter() - t0:.1f} s ({size:.0f} MiB)")
     return arrays, digest
 
 

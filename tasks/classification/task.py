@@ -138,7 +138,7 @@ def mlp_probe(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, x_test: np.ndarray,
     num_classes: int, *, seed: int = 0, device: str = "cpu", hidden: int = 256, dropout: float = 0.1,
     lr: float = 3e-3, weight_decay: float = 1e-4, epochs: int = 100, patience: int = 20, batch_size: int = 128,
-    min_steps: int = 8,
+    min_steps: int = 8, progress: bool = False,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """One-hidden-layer MLP probe on standardised features with early stopping on val.
 
@@ -155,7 +155,8 @@ def mlp_probe(
     batch_size = head_batch_size(batch_size, len(xtr), min_steps)
     net, info = train_head(lambda: _MLP(xtr.shape[1], hidden, num_classes, dropout), xtr, ytr, xva, yva,
                            num_classes=num_classes, epochs=epochs, batch_size=batch_size, patience=patience, lr=lr,
-                           weight_decay=weight_decay, seed=seed, device=device)
+                           weight_decay=weight_decay, seed=seed, device=device, progress=progress,
+                           desc="train classification probe")
     with torch.no_grad():
         scores = net(xte).double().cpu().numpy()
     return scores, info
@@ -292,7 +293,7 @@ class ClassificationTask(Task):
             if probe == "linear":
                 scores, info = linear_probe(*args)
             else:
-                scores, info = mlp_probe(*args, seed=ctx.seed, device=ctx.device,
+                scores, info = mlp_probe(*args, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
                                          epochs=50 if ctx.quick else 100)
             probe_info[view] = info
             m = classification_metrics(labels["test"], scores=scores, num_classes=num_classes, source="probe")

@@ -130,6 +130,7 @@ class _GRUHead(nn.Module):
 def train_segment_head(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, num_classes: int,
     cfg: HeadConfig = HeadConfig(), *, seed: int = 0, device: str = "cpu", quick: bool = False,
+    progress: bool = False,
 ) -> tuple[nn.Module, list[np.ndarray], dict[str, Any]]:
     """Train a segment head on standardised features; early stopping on val segment accuracy.
 
@@ -162,7 +163,7 @@ def train_segment_head(
 
     net, info = train_head(make_net, xtr, ytr, xva, yva, num_classes=num_classes, epochs=epochs,
                            batch_size=batch_size, patience=cfg.patience, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                           seed=seed, device=device)
+                           seed=seed, device=device, progress=progress, desc="train event head")
     return net, [mu, sd], info
 
 
@@ -224,7 +225,8 @@ class EventLocalizationTask(Task):
         emb = {name: segment_embeddings(model, s, device=ctx.device) for name, s in splits.items()}
         feats = {name: np.concatenate(e, axis=2) for name, e in emb.items()}
         net, (mu, sd), info = train_segment_head(feats["train"], labels["train"], feats["val"], labels["val"],
-                                                 num_classes, cfg, seed=ctx.seed, device=ctx.device, quick=ctx.quick)
+                                                 num_classes, cfg, seed=ctx.seed, device=ctx.device, quick=ctx.quick,
+                                                 progress=ctx.progress)
         with torch.no_grad():
             x = torch.as_tensor(((feats["test"] - mu) / sd).astype(np.float32), device=ctx.device)
             scores = net(x).double().cpu().numpy()
