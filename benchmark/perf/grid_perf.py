@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def cold_cache(name: str) -> Path:
             dst = root / name
-            shutil.copytree(base_cache, dst, ignore=shutil.ignore_patterns("checkpoints", "embeddings"))
+            shutil.copytree(base_cache, dst, ignore=shutil.ignore_patterns("checkpoints", "embeddings", "cells"))
             return dst
 
         t_local, local = _run([*grid, "--executor", "local"], root / "local", cold_cache("c_local"))
