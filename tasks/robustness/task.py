@@ -33,12 +33,11 @@ from avcl_bench.benchmark.errors import ConfigError, InputError
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..classification.metrics import classification_metrics
 from ..classification.task import _EMBED_BATCH, PROBES, _check_split_labels, _l2_normalize, linear_probe, mlp_probe
-from ..retrieval.metrics import retrieval_metrics
-from ..retrieval.task import per_query_ap
+from ..retrieval.metrics import average_precision
 from .metrics import normalized_auc
 
 __all__ = ["CORRUPTIONS", "METRICS", "PROTOCOL", "Corruption", "Level", "RobustnessTask", "auc_key", "corrupt_batch",
-           "level_key"]
+           "corrupted_map", "level_key"]
 
 #: the two protocols measured under corruption: retrieval (both directions) and the fused linear probe
 BASE_METRICS: dict[str, str] = {
@@ -246,6 +245,37 @@ def _fused(audio: np.ndarray, visual: np.ndarray) -> np.ndarray:
     return np.concatenate([_l2_normalize(audio), _l2_normalize(visual)], axis=1)
 
 
+def _unit_or_zero(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm; an all-zero row stays zero (cosine 0 with everything, as
+    ``sklearn.metrics.pairwise.cosine_similarity``). Rows are first divided by their largest
+    magnitude, so squaring neither over- nor underflows."""
+    peak = np.max(np.abs(x), axis=1, keepdims=True)
+    y = np.divide(x, peak, out=np.zeros_like(x, dtype=np.float64), where=peak > 0)
+    norm = np.sqrt(np.einsum("ij,ij->i", y, y))[:, None]
+    return np.divide(y, norm, out=np.zeros_like(y), where=norm > 0)
+
+
+def corrupted_map(audio: np.ndarray, visual: np.ndarray, labels: np.ndarray, *,
+                  source: str = "robustness") -> tuple[float, np.ndarray]:
+    """Retrieval ``mAP`` (mean of a2v and v2a) and the AP of every query (a2v, then v2a).
+
+    ``audio`` / ``visual`` (N, D) are paired (row ``i`` of both is test clip ``i``, class
+    ``labels[i]``). The retrieval task's metric (cosine similarity, class-level relevance, the
+    retrieval metric module's pessimistic-tie :func:`~tasks.retrieval.metrics.average_precision`),
+    except that an embedding of zero norm is scored, not refused: a corrupted input may
+    legitimately embed to zero (a linear model's embedding of an all-black frame), and such an
+    item then has cosine similarity 0 with every other, i.e. carries no information. On inputs
+    without zero rows this equals the retrieval task's ``mAP``.
+    """
+    a, v = _unit_or_zero(audio), _unit_or_zero(visual)
+    sim = a @ v.T
+    rel = labels[:, None] == labels[None, :]
+    a2v = average_precision(sim, rel, source=source)
+    v2a = average_precision(sim.T, rel.T, source=source)
+    # both sides carry the same labels, so every query has a relevant item (its own pair): no NaN AP
+    return float((a2v.mean() + v2a.mean()) / 2.0), np.concatenate([a2v, v2a])
+
+
 def _auc_weights(severities: list[float]) -> np.ndarray:
     """``w`` with ``normalized_auc(severities, v) == w @ v`` (the AUC is linear in the values)."""
     n = len(severities)
@@ -259,7 +289,8 @@ PROTOCOL = (
     "logistic-regression probe (the classification task's: standardised fused view, C chosen on val; "
     "probe=mlp: its MLP probe) is trained once on the clean train split. Then the test inputs of one modality "
     "are corrupted, re-embedded by the model (never cached) and scored, the other modality staying clean: "
-    "retrieval mAP (cosine, class-level relevance, both directions) and the fused probe's top-1 ACC. "
+    "retrieval mAP (cosine, class-level relevance, both directions; an embedding of zero norm, e.g. of an "
+    "all-black frame, has cosine 0 with everything) and the fused probe's top-1 ACC. "
     + " ".join(f"{c.name} ({', '.join(c.metrics)}; levels {', '.join(lv.label for lv in c.levels)}): "
                f"{c.description}; severity = {c.severity}." for c in CORRUPTIONS.values())
     + " Corruption noise, box places and the clips that lose a modality are drawn per test item from the run "
@@ -277,7 +308,7 @@ RUN_ONLY = ("robustness is run-only: the suite corrupts the test inputs and re-e
 
 class RobustnessTask(Task):
     name = "robustness"
-    version = "1"
+    version = "2"  # 2: zero-norm embeddings of corrupted inputs are scored (cosine 0), not refused
     metadata = TaskMetadata(
         name="robustness",
         main_score=MAIN_SCORE,
@@ -346,9 +377,8 @@ class RobustnessTask(Task):
             for m in names:
                 key = level_key(m, cname, label) if cname else clean_key(m)
                 if m == "mAP":
-                    metrics[key] = retrieval_metrics(emb["audio"], emb["visual"], y, y, paired=True,
-                                                     device=ctx.device, source=f"robustness {key}")["mAP"]
-                    per_item[key] = np.asarray(per_query_ap(emb["audio"], emb["visual"], y)["mAP"])
+                    metrics[key], per_item[key] = corrupted_map(emb["audio"], emb["visual"], y,
+                                                                source=f"robustness {key}")
                 else:
                     metrics[key] = classification_metrics(y, scores=block, num_classes=num_classes,
                                                           source=f"robustness {key}")["ACC"]

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import auc as sk_auc
+from sklearn.metrics import average_precision_score
+from sklearn.metrics.pairwise import cosine_similarity
 
 from avcl_bench.baselines.random_projection import RandomProjection
 from avcl_bench.benchmark.cli import main
@@ -22,8 +24,16 @@ from avcl_bench.benchmark.schema import TASK_FAMILIES
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.classification.task import ClassificationTask
 from avcl_bench.tasks.registry import TASKS, get_task
+from avcl_bench.tasks.retrieval.metrics import retrieval_metrics
 from avcl_bench.tasks.retrieval.task import RetrievalTask
-from avcl_bench.tasks.robustness.task import CORRUPTIONS, METRICS, ItemDraws, RobustnessTask, corrupt_batch
+from avcl_bench.tasks.robustness.task import (
+    CORRUPTIONS,
+    METRICS,
+    ItemDraws,
+    RobustnessTask,
+    corrupt_batch,
+    corrupted_map,
+)
 
 K, T, FA, HW = 4, 2, 16, 8
 LEVEL_KEY = re.compile(r"^(mAP|ACC)@([a-z_]+)=(\d+(?:\.\d+)?)(dB|%)?$")
@@ -183,6 +193,47 @@ def test_corruption_is_per_item_and_seeded(dataset, name) -> None:
     assert not np.array_equal(whole, _batch(name, 0, test, np.arange(len(test)), seed=1))
 
 
+# ----------------------------------------------------------------------------- mAP of corrupted embeddings
+def _sklearn_map(a: np.ndarray, v: np.ndarray, y: np.ndarray) -> tuple[float, list[float]]:
+    """Reference: sklearn's cosine similarity (zero rows: similarity 0) and AP per query, mean of two directions."""
+    sim = cosine_similarity(a, v)
+    out = []
+    for s, rows in ((sim, y), (sim.T, y)):
+        aps = [average_precision_score(rows == rows[i], s[i]) for i in range(len(s)) if (rows == rows[i]).any()]
+        out.append(aps)
+    return float((np.mean(out[0]) + np.mean(out[1])) / 2), out[0] + out[1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_corrupted_map_matches_sklearn_with_zero_rows(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n = 30
+    y = rng.integers(0, 4, n)
+    a, v = rng.standard_normal((n, 6)), rng.standard_normal((n, 6))
+    value, items = corrupted_map(a, v, y)
+    assert value == pytest.approx(retrieval_metrics(a, v, y, y)["mAP"], abs=1e-12)  # no zero row: the task's mAP
+    ref, ref_items = _sklearn_map(a, v, y)
+    assert value == pytest.approx(ref, abs=1e-12) and np.allclose(items, ref_items, atol=1e-12)
+    a[3] = 0.0  # an all-black frame's embedding by a linear model: similarity 0 with everything
+    v[7] = 0.0
+    value, items = corrupted_map(a, v, y)
+    ref, ref_items = _sklearn_map(a, v, y)
+    assert value == pytest.approx(ref, abs=1e-12) and np.allclose(items, ref_items, atol=1e-12)
+    # the zero query ties every gallery item: its AP is the share of relevant items
+    assert items[3] == pytest.approx(np.mean(y == y[3]))
+
+
+def test_corrupted_map_extreme_scales_single_class_and_one_item() -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(12) % 3
+    a, v = rng.standard_normal((12, 4)), rng.standard_normal((12, 4))
+    base = corrupted_map(a, v, y)[0]
+    assert corrupted_map(a * 1e-300, v * 1e300, y)[0] == pytest.approx(base, abs=1e-12)
+    assert corrupted_map(a, v, np.zeros(12, dtype=int))[0] == 1.0  # every item relevant
+    value, items = corrupted_map(a[:1], v[:1], y[:1])
+    assert value == 1.0 and list(items) == [1.0, 1.0]
+
+
 # ----------------------------------------------------------------------------- evaluate
 def test_evaluate_keys_auc_items_and_clean_parity(dataset) -> None:
     model = RandomProjection(dataset.spec)
@@ -284,3 +335,16 @@ def test_reruns_reuse_and_embed_split_cache_is_the_clean_one(toy_file, tmp_path,
     test = AVSplit(audio=toy["audio"][toy["split"] == "test"], visual=toy["visual"][toy["split"] == "test"],
                    labels=toy["labels"][toy["split"] == "test"])
     assert np.array_equal(from_cache, embed_split(ds_model, test, "audio"))  # clean, not a corrupted variant
+
+
+@pytest.mark.usefixtures("fresh_cache")
+def test_avdigits_occluded_digits_that_embed_to_zero_are_scored(shared_data, tmp_path) -> None:
+    """MNIST frames are black around the digit: a 50% box can blank a frame, which the (linear, bias-free)
+    random projection embeds to exactly zero; retrieval scores such an item (cosine 0) instead of stopping."""
+    cfg = RunConfig(models=["random"], tasks=["robustness"], dataset="avdigits", data_root=str(shared_data), seeds=[0],
+                    out=tmp_path / "runs", quick=True, device="cpu", progress=False, model_args={})
+    (rec,) = run(cfg)
+    m = rec.metrics
+    assert set(m) == set(METRICS)
+    assert m["ACC@visual_occlusion=75%"] < m["ACC@visual_occlusion=25%"] < m["ACC@clean"]
+    assert m["ACC@missing_visual=100%"] < m["ACC@clean"]
