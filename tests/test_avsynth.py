@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from avcl_bench.benchmark.datasets import load_dataset
-from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build, class_names, generate, load_or_generate
+from avcl_bench.benchmark.datasets.avsynth import (
+    AVSynthConfig,
+    build,
+    class_names,
+    class_pair,
+    generate,
+    load_or_generate,
+    num_looks,
+)
 from avcl_bench.benchmark.errors import ConfigError, InputError
 
 TINY = AVSynthConfig(n_train=20, n_val=10, n_test=10)
@@ -92,3 +100,71 @@ def test_registry_options_and_errors():
         load_dataset("avsynth", options={"difficulty": "hard"})
     with pytest.raises(ConfigError, match="difficulty"):
         load_dataset("avsynth", options={"difficulty": "2"})
+
+
+# ----------------------------------------------------------------------------- headroom design (generator v3)
+@pytest.mark.parametrize("k", range(2, 11))
+def test_classes_are_distinct_look_sound_pairs_sharing_each_modality(k):
+    pairs = [class_pair(c, k) for c in range(k)]
+    assert len(set(pairs)) == k
+    m = num_looks(k)
+    assert all(0 <= lk < m and 0 <= s < m for lk, s in pairs)
+    if k == 10:  # every look and every sound belongs to exactly two classes: neither alone names one
+        assert all(sum(lk == i for lk, _ in pairs) == 2 for i in range(m))
+        assert all(sum(s == i for _, s in pairs) == 2 for i in range(m))
+
+
+def test_sounding_object_is_visible_in_every_segment_and_static():
+    arrays = generate(TINY)
+    for i in range(8):
+        obj = arrays["masks"][i].astype(bool)
+        per_seg = arrays["visual"][i].astype(np.float64)[:, :, obj].mean(axis=(1, 2))  # (T,)
+        assert np.ptp(per_seg) < 0.05 * 255  # only pixel noise changes between segments
+        np.testing.assert_array_equal(arrays["frames"][i], arrays["visual"][i][int(np.argmax(
+            arrays["segment_labels"][i] != TINY.num_classes))])  # the target frame is the event's first
+
+
+def test_off_screen_sounds_only_outside_the_event_and_only_when_difficult():
+    def background_energy(cfg):
+        arr = generate(cfg)
+        seg_n = cfg.segment_samples
+        ratios = []
+        for wave, src, seg in zip(arr["waveforms"], arr["sources"], arr["segment_labels"]):
+            bg = np.repeat(seg == cfg.num_classes, seg_n)
+            if bg.sum() >= 2 * seg_n:
+                on = ~bg
+                ratios.append(np.mean(wave[bg] ** 2) / np.mean(wave[on] ** 2))
+                assert np.mean(src[bg] ** 2) < 0.02 * np.mean(src[on] ** 2)  # never the clip's source (ramps only)
+        return np.asarray(ratios)
+
+    easy = background_energy(AVSynthConfig(n_train=30, n_val=10, n_test=10, difficulty=0.0))
+    hard = background_energy(AVSynthConfig(n_train=30, n_val=10, n_test=10, difficulty=1.0))
+    assert easy.max() < 0.1  # difficulty 0: only faint noise outside the event
+    assert (hard > 0.5).mean() > 0.3  # difficulty 1: often a sound as loud as the source there
+
+
+def _probe_accuracy(x: np.ndarray, y: np.ndarray, n_train: int) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    mu, sd = x[:n_train].mean(0), x[:n_train].std(0) + 1e-9
+    x = (x - mu) / sd
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(x[:n_train], y[:n_train])
+    return float((clf.predict(x[n_train:]) == y[n_train:]).mean())
+
+
+def test_default_difficulty_has_no_linear_shortcut_but_the_classes_are_there():
+    """Linear probes on the raw time-averaged inputs (what the untrained ``random`` reference sees)
+    cannot name the class, while a simple non-linear read of the object's colour plus the audio can."""
+    cfg = AVSynthConfig(n_train=300, n_val=10, n_test=150, num_classes=10)
+    arr = generate(cfg)
+    keep = np.r_[0:300, 310:460]  # train and test
+    y = arr["labels"][keep]
+    audio = arr["audio"][keep].mean(axis=1)
+    frames = arr["visual"][keep].astype(np.float64).mean(axis=1) / 255.0  # (N, 3, S, S)
+    visual = frames.reshape(len(keep), -1)
+    assert _probe_accuracy(visual, y, 300) < 0.25  # chance 0.1: the look's colour is anywhere in the frame
+    assert _probe_accuracy(audio, y, 300) < 0.6  # the sound names a pair of classes at best
+    assert _probe_accuracy(np.hstack([audio, visual]), y, 300) < 0.7
+    # non-linear: the colour of the brightest pixels (the object is painted at full strength) names the look
+    bright = np.quantile(frames.reshape(len(keep), 3, -1), 0.9, axis=2)
+    assert _probe_accuracy(np.hstack([audio, bright]), y, 300) > 0.75

@@ -1,8 +1,18 @@
 """``avdigits``: spoken digits (FSDD) paired with handwritten digit images (MNIST), AV-MNIST style.
 
-A clip is one Free Spoken Digit Dataset recording of digit ``d`` paired with an image of
-the same digit ``d``; the pairing is by class only (the two modalities were recorded
-independently), so the tasks are class-level cross-modal retrieval and classification.
+A clip is one Free Spoken Digit Dataset recording of digit ``a`` paired with an MNIST image of
+digit ``b``; the pairing is by class only (the two modalities were recorded independently), so
+the tasks are class-level cross-modal retrieval and classification. Two pairings
+(option ``pairing``):
+
+``cycle`` (default)
+    ``b`` is ``a`` or ``a + 1 (mod 10)``, half of each spoken digit's clips each (a fixed
+    seeded assignment); the 20 classes are the (spoken, written) pairs, class ``2a`` =
+    (``a``, ``a``) and class ``2a + 1`` = (``a``, ``a + 1``). Every spoken digit and every
+    written digit belongs to two classes, so neither modality alone names the class (each
+    alone is at most 50 % right): classification measures whether both are recognised.
+``class``
+    ``b = a``; 10 classes, the digit (each modality alone suffices).
 
 Layout of ``--data-root DIR`` (the layout of the suite's shared data folder)::
 
@@ -56,7 +66,7 @@ from .base import AVSplit, InMemoryDataset
 from .filehash import combine, files_digest
 from .registry import register_dataset
 
-VERSION = "1"
+VERSION = "2"
 SAMPLE_RATE = 8000
 SEGMENTS = 4
 FRAMES_PER_SEGMENT = 5
@@ -64,6 +74,7 @@ N_MELS = 32
 N_FFT = 256
 CLIP_SAMPLES = SAMPLE_RATE  # 1 s
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+PAIRINGS = ("cycle", "class")
 QUICK_SIZES = {"train": 600, "val": 120, "test": 300}
 IMAGE_POOLS = {"train": 0.8, "val": 0.1, "test": 0.1}
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -166,6 +177,32 @@ class AVDigitsConfig:
     images: str = "mnist"
     pair_seed: int = 0
     quick: bool = False
+    pairing: str = "cycle"
+
+
+def num_classes(pairing: str) -> int:
+    """20 (spoken, written) pairs for ``cycle``, 10 digits for ``class``."""
+    return 20 if pairing == "cycle" else 10
+
+
+def class_names(pairing: str) -> tuple[str, ...]:
+    if pairing == "class":
+        return CLASS_NAMES
+    return tuple(f"{CLASS_NAMES[k // 2]}/{CLASS_NAMES[(k // 2 + k % 2) % 10]}" for k in range(20))
+
+
+def written_digits(spoken: np.ndarray, split: np.ndarray, pairing: str, rng: np.random.Generator) -> np.ndarray:
+    """The digit each clip's image shows: ``spoken`` (``class``), or for ``cycle`` the spoken digit
+    for one half of each (split, spoken digit) group and the next digit (mod 10) for the other
+    half (a seeded permutation; an odd group gives its extra clip to the next digit)."""
+    if pairing == "class":
+        return spoken.copy()
+    out = spoken.copy()
+    for code in np.unique(split):
+        for d in range(10):
+            where = rng.permutation(np.flatnonzero((split == code) & (spoken == d)))
+            out[where[len(where) // 2 :]] = (d + 1) % 10
+    return out
 
 
 def build_arrays(root: Path, cfg: AVDigitsConfig) -> dict[str, np.ndarray]:
@@ -189,16 +226,18 @@ def build_arrays(root: Path, cfg: AVDigitsConfig) -> dict[str, np.ndarray]:
         split_code += [code] * len(part)
     split = np.asarray(split_code, dtype=np.int64)
     digits = np.asarray([r.digit for r in chosen], dtype=np.int64)
+    written = written_digits(digits, split, cfg.pairing, rng)
+    labels = digits if cfg.pairing == "class" else 2 * digits + (written != digits)
     image_idx = np.empty(len(chosen), dtype=np.int64)
     for code, name in enumerate(("train", "val", "test")):
         sel = split == code
-        image_idx[sel] = pair_images(digits[sel], pools[name], rng)
+        image_idx[sel] = pair_images(written[sel], pools[name], rng)
     waves = np.stack([load_wave(r.path, SAMPLE_RATE, CLIP_SAMPLES) for r in chosen])
     feats = segment_log_mel(waves, SAMPLE_RATE, segments=SEGMENTS, frames_per_segment=FRAMES_PER_SEGMENT,
                             n_mels=N_MELS, n_fft=N_FFT, fmin=50.0)
     audio = standardise(feats, np.flatnonzero(split == 0))
     return {
-        "audio": audio, "images": images[image_idx], "labels": digits, "split": split,
+        "audio": audio, "images": images[image_idx], "labels": labels, "split": split,
         "image_index": image_idx, "ids": np.asarray([r.path.stem for r in chosen]),
     }
 
@@ -206,6 +245,8 @@ def build_arrays(root: Path, cfg: AVDigitsConfig) -> dict[str, np.ndarray]:
 _OPTIONS = {
     "images": "mnist (default: MNIST t10k IDX files under DIR/mnist) or sklearn (scikit-learn's 8x8 digits; FSDD only)",
     "pair_seed": "seed of the image pools and of the audio-image pairing (default 0)",
+    "pairing": ("cycle (default: the image shows the spoken digit or the next one; 20 (spoken, written) classes, "
+                "neither modality alone names the class) or class (the image shows the spoken digit; 10 classes)"),
 }
 
 
@@ -228,6 +269,7 @@ def load_avdigits(*, data_root: Path | None, options: dict[str, Any], quick: boo
         images=parse_option(options, "avdigits", "images", str, "mnist", choices=("mnist", "sklearn")),
         pair_seed=parse_option(options, "avdigits", "pair_seed", int, 0),
         quick=bool(quick),
+        pairing=parse_option(options, "avdigits", "pairing", str, "cycle", choices=PAIRINGS),
     )
     inputs = [root / "fsdd" / "recordings"]
     if cfg.images == "mnist":
@@ -256,8 +298,9 @@ def _assemble(arrays: dict[str, np.ndarray], digest: str, cfg: AVDigitsConfig) -
                                meta={"image_index": arrays["image_index"][sel]})
     spec = DataSpec(
         name="avdigits", audio_shape=(SEGMENTS, FRAMES_PER_SEGMENT * N_MELS), visual_shape=(SEGMENTS, 1, size, size),
-        num_classes=10, class_names=CLASS_NAMES, sample_rate=SAMPLE_RATE, visual_is_image=True,
-        extra={"config": asdict(cfg), "pairing": "by class", "audio_front_end": {
+        num_classes=num_classes(cfg.pairing), class_names=class_names(cfg.pairing), sample_rate=SAMPLE_RATE,
+        visual_is_image=True, instance_pairs=False,  # images are drawn per class, not recorded with the sound
+        extra={"config": asdict(cfg), "pairing": f"by class ({cfg.pairing})", "audio_front_end": {
             "clip_seconds": CLIP_SAMPLES / SAMPLE_RATE, "n_fft": N_FFT, "hop": N_FFT // 4, "n_mels": N_MELS,
             "frames_per_segment": FRAMES_PER_SEGMENT}},
     )

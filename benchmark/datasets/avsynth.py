@@ -34,15 +34,16 @@ from ._io import cached_arrays
 from .base import AVSplit, InMemoryDataset
 from .registry import register_dataset
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 SHAPES = ("circle", "square", "triangle", "cross", "diamond")
 TEXTURES = ("solid", "striped")
-#: 10 well separated hues (RGB in [0, 1])
+#: 10 well separated hues (RGB in [0, 1]); the first ``num_looks`` are the looks of the classes
 PALETTE = np.array([
-    [0.90, 0.10, 0.10], [0.10, 0.65, 0.15], [0.15, 0.30, 0.95], [0.95, 0.80, 0.10], [0.70, 0.15, 0.80],
+    [0.90, 0.10, 0.10], [0.15, 0.30, 0.95], [0.95, 0.80, 0.10], [0.10, 0.65, 0.15], [0.70, 0.15, 0.80],
     [0.05, 0.80, 0.85], [0.95, 0.50, 0.05], [0.55, 0.35, 0.15], [0.95, 0.45, 0.70], [0.45, 0.75, 0.35],
 ])
-ENVELOPES = ("steady", "pulse5", "pulse10", "decay")
+#: the sounds: pitch registers 0.45 octave apart (two or three harmonics)
+SOUND_F0 = tuple(160.0 * 2.0 ** (0.45 * i) for i in range(5))
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
@@ -92,32 +93,57 @@ class AVSynthConfig:
 
 
 # ----------------------------------------------------------------------------- classes
-def class_sound(k: int) -> dict[str, Any]:
-    """The sound of class k: fundamental (Hz), harmonic amplitudes and envelope type."""
-    f0 = 160.0 * 2.0 ** (0.27 * k)  # 0.27-octave spacing: 160 .. ~860 Hz for 10 classes
-    n_harm = (1, 3, 5)[k % 3]
-    decay = (1.0, 0.6, 0.35)[(k // 3) % 3]
-    amps = decay ** np.arange(n_harm)
-    return {"f0": f0, "amps": amps / np.sqrt((amps**2).sum()), "envelope": ENVELOPES[k % len(ENVELOPES)]}
+def num_looks(num_classes: int) -> int:
+    """How many looks (and sounds) K classes share: ceil(K / 2), at least 2."""
+    return max(2, -(-num_classes // 2))
 
 
-def class_look(k: int) -> dict[str, Any]:
-    return {"shape": SHAPES[k % len(SHAPES)], "texture": TEXTURES[(k // len(SHAPES)) % 2], "colour": PALETTE[k]}
+def class_pair(k: int, num_classes: int) -> tuple[int, int]:
+    """(look, sound) of class k: classes are the edges of a look-sound cycle.
+
+    Class ``2i`` is look ``i`` with sound ``i`` and class ``2i + 1`` look ``i`` with sound
+    ``i + 1 (mod m)``: every look is shared by two classes and so is every sound, so
+    neither modality alone names the class; the pair does.
+    """
+    m = num_looks(num_classes)
+    return k // 2, (k // 2 + k % 2) % m
+
+
+def class_look(k: int, num_classes: int = 10) -> dict[str, Any]:
+    """The look of class k: its colour (shape, texture and position vary per clip)."""
+    return {"colour": PALETTE[class_pair(k, num_classes)[0]]}
+
+
+def class_sound(k: int, num_classes: int = 10) -> dict[str, Any]:
+    """The sound of class k: its fundamental (Hz) and harmonic amplitudes."""
+    i = class_pair(k, num_classes)[1]
+    amps = np.array([1.0, 0.5, 0.25])[: 2 + i % 2]
+    return {"f0": SOUND_F0[i], "amps": amps / np.sqrt((amps**2).sum())}
+
+
+_COLOUR_NAMES = ("red", "blue", "yellow", "green", "magenta")
 
 
 def class_names(num_classes: int) -> tuple[str, ...]:
-    out = []
-    for k in range(num_classes):
-        look, snd = class_look(k), class_sound(k)
-        out.append(f"{look['texture']}-{look['shape']}@{snd['f0']:.0f}Hz")
-    return tuple(out)
+    return tuple(f"{_COLOUR_NAMES[class_pair(k, num_classes)[0]]}@{class_sound(k, num_classes)['f0']:.0f}Hz"
+                 for k in range(num_classes))
+
+
+def _pairs(num_classes: int) -> set[tuple[int, int]]:
+    return {class_pair(k, num_classes) for k in range(num_classes)}
 
 
 # ----------------------------------------------------------------------------- rendering
-def shape_mask(shape: str, size: int, cx: float, cy: float, r: float) -> np.ndarray:
-    """Boolean (size, size) mask of a shape centred at (cx, cy) with radius r (pixels)."""
+def shape_mask(shape: str, size: int, cx: float, cy: float, r: float, *, wrap: bool = False) -> np.ndarray:
+    """Boolean (size, size) mask of a shape centred at (cx, cy) with radius r (pixels).
+
+    ``wrap``: the frame is a torus (what leaves one side enters the opposite one), so a shape
+    keeps its whole area wherever its centre is.
+    """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
     dx, dy = xx - cx, yy - cy
+    if wrap:
+        dx, dy = (dx + size / 2) % size - size / 2, (dy + size / 2) % size - size / 2
     if shape == "circle":
         m = dx**2 + dy**2 <= r**2
     elif shape == "square":
@@ -143,16 +169,14 @@ def texture_map(texture: str, size: int, phase: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- generation
-def _envelope(kind: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+def harmonic_tone(f0: float, amps: np.ndarray, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A harmonic tone at ``f0`` (harmonics at or above Nyquist - 50 Hz left out), random phases."""
     t = np.arange(n) / sr
-    if kind == "steady":
-        return np.ones(n)
-    if kind.startswith("pulse"):
-        rate = float(kind[5:]) * 2.0 ** rng.normal(0, 0.05)
-        return 0.15 + 0.85 * (np.sin(2 * np.pi * rate * t + rng.uniform(0, 2 * np.pi)) > 0)
-    # "decay": a struck sound re-triggered every 0.2 s
-    period = int(0.2 * sr)
-    return np.exp(-(np.arange(n) % period) / (0.05 * sr))
+    out = np.zeros(n)
+    for h, a in enumerate(amps, start=1):
+        if h * f0 < sr / 2 - 50:
+            out += a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
+    return out
 
 
 def _ramp(mask: np.ndarray, width: int) -> np.ndarray:
@@ -168,62 +192,82 @@ def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return out / (out.std() + 1e-12)
 
 
+def _paint(mask: np.ndarray, canvas: np.ndarray, colour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``canvas`` with ``mask`` painted in ``colour`` and a random texture."""
+    tex = texture_map(TEXTURES[rng.integers(0, len(TEXTURES))], canvas.shape[-1], int(rng.integers(0, 6)))
+    return np.where(mask[None], colour[:, None, None] * tex[None], canvas)
+
+
 def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    d, S, T, sr = cfg.difficulty, cfg.image_size, cfg.segments, cfg.sample_rate
+    d, S, T, sr, K = cfg.difficulty, cfg.image_size, cfg.segments, cfg.sample_rate, cfg.num_classes
     seg_n = cfg.segment_samples
-    # --- temporal layout: one contiguous event of >= 3 segments
+    m = num_looks(K)
+    pairs = _pairs(K)
+    look, sound = class_pair(label, K)
+    # --- temporal layout: one contiguous event of >= 3 segments. The sounding object is
+    # visible in EVERY segment; the event is where it is also heard, so its boundaries are
+    # only in the audio, and (with an off-screen sound) only in whether the sound matches it.
     length = int(rng.integers(3, T + 1))
     start = int(rng.integers(0, T - length + 1))
     event = np.zeros(T, dtype=bool)
     event[start : start + length] = True
 
-    # --- visual
-    look = class_look(label)
-    r = S * rng.uniform(0.30 - 0.06 * d, 0.36 + 0.02 * d)  # under half the frame: LVS median threshold
-    margin = r + 1
-    cx, cy = rng.uniform(margin, S - margin, size=2) if d > 0 else (S / 2, S / 2)
-    colour = np.clip(look["colour"] + rng.normal(0, 0.35 * d, 3), 0, 1)
-    obj = shape_mask(look["shape"], S, cx, cy, r)
-    tex = texture_map(look["texture"], S, int(rng.integers(0, 6)))
-
-    background = np.full((3, S, S), rng.uniform(0.2, 0.5)) + rng.normal(0, 0.03, (3, 1, 1))
-    for _ in range(int(round(8 * d * rng.uniform(0.5, 1.5)))):  # clutter: small random rectangles
+    # --- visual: the sounding object (its colour is the look) anywhere in the frame, maybe a
+    # silent distractor whose look never forms a class with the clip's sound, clutter, noise
+    # the background takes a palette colour that is no look (dimmed), so the frame's mean colour
+    # mixes the look with a nuisance colour of comparable weight
+    bg_colour = PALETTE[rng.integers(m, len(PALETTE))] if m < len(PALETTE) else np.full(3, 0.5)
+    background = np.broadcast_to(bg_colour[:, None, None] * rng.uniform(0.5, 0.8), (3, S, S)).copy()
+    for _ in range(int(round(6 * d * rng.uniform(0.5, 1.5)))):  # clutter: small rectangles of non-look colours
         x0, y0 = rng.integers(0, S - 3, size=2)
         w, h = rng.integers(2, 7, size=2)
-        background[:, y0 : y0 + h, x0 : x0 + w] = rng.uniform(0, 1, (3, 1, 1))
-    if rng.uniform() < 0.8 * d:  # a silent distractor object of another class, visible throughout
-        other = int((label + rng.integers(1, cfg.num_classes)) % cfg.num_classes)
-        olook = class_look(other)
-        rr = S * rng.uniform(0.15, 0.25)
-        ox, oy = rng.uniform(rr + 1, S - rr - 1, size=2)
-        dist = shape_mask(olook["shape"], S, ox, oy, rr) & ~obj
-        ocol = np.clip(olook["colour"] + rng.normal(0, 0.25 * d, 3), 0, 1)
-        background = np.where(dist[None], ocol[:, None, None] * texture_map(olook["texture"], S, 0)[None], background)
+        background[:, y0 : y0 + h, x0 : x0 + w] = PALETTE[rng.integers(min(m, len(PALETTE) - 1), len(PALETTE))][
+            :, None, None]
+    r = S * rng.uniform(0.30 - 0.06 * d, 0.36 + 0.02 * d)  # under half the frame: LVS median threshold
+    # anywhere on the (wrapped) frame: no pixel is more often the object's than another, so a
+    # linear read-out of pixels cannot pick its colour out of the background's
+    lo, hi = S / 2 - min(1.0, 2 * d) * S / 2, S / 2 + min(1.0, 2 * d) * S / 2
+    obj = shape_mask(SHAPES[rng.integers(0, len(SHAPES))], S, rng.uniform(lo, hi), rng.uniform(lo, hi), r,
+                     wrap=True)
+    visible = [look]
+    if rng.uniform() < 0.6 * d:
+        cands = [lk for lk in range(m) if (lk, sound) not in pairs] or [lk for lk in range(m) if lk != look]
+        other = int(cands[rng.integers(0, len(cands))])
+        visible.append(other)
+        rr = S * rng.uniform(0.2, 0.3)
+        ox, oy = rng.uniform(0, S, size=2)
+        dist = shape_mask(SHAPES[rng.integers(0, len(SHAPES))], S, ox, oy, rr, wrap=True) & ~obj
+        background = _paint(dist, background, np.clip(PALETTE[other] + rng.normal(0, 0.25 * d, 3), 0, 1), rng)
+    colour = np.clip(PALETTE[look] + rng.normal(0, 0.25 * d, 3), 0, 1)
+    painted = _paint(obj, background, colour, rng)
     noise_sigma = 0.02 + 0.12 * d
-    frames = np.repeat(background[None], T, axis=0)
-    painted = np.where(obj[None], colour[:, None, None] * tex[None], background)
-    frames[event] = painted
-    frames = frames + rng.normal(0, noise_sigma, frames.shape)
+    frames = np.repeat(painted[None], T, axis=0) + rng.normal(0, noise_sigma, (T, 3, S, S))
     frames = np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
 
-    # --- audio
-    snd = class_sound(label)
+    # --- audio: the class's sound during the event; outside it, maybe an off-screen sound
+    # that forms a class with none of the visible looks (as loud as the source)
     n = T * seg_n
-    t = np.arange(n) / sr
-    f0 = snd["f0"] * 2.0 ** rng.normal(0, 0.02 + 0.12 * d)
-    tone = np.zeros(n)
-    for h, a in enumerate(snd["amps"], start=1):
-        if h * f0 < sr / 2 - 50:
-            tone += a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
-    gate = _ramp(np.repeat(event, seg_n), int(0.01 * sr) | 1)
-    source = tone * _envelope(snd["envelope"], n, sr, rng) * gate
-    source /= np.sqrt(np.mean(source[np.repeat(event, seg_n)] ** 2)) + 1e-12
+    ramp = int(0.01 * sr) | 1
+    on = np.repeat(event, seg_n)
+    snd = class_sound(label, K)
+    f0 = snd["f0"] * 2.0 ** rng.normal(0, 0.02 + 0.06 * d)
+    source = harmonic_tone(f0, snd["amps"], n, sr, rng) * _ramp(on, ramp)
+    source /= np.sqrt(np.mean(source[on] ** 2)) + 1e-12
+    wave = source.copy()
+    off_cands = [s for s in range(m) if all((lk, s) not in pairs for lk in visible)]
+    if off_cands and not event.all() and rng.uniform() < 0.6 * d:
+        i = int(off_cands[rng.integers(0, len(off_cands))])
+        amps = np.array([1.0, 0.5, 0.25])[: 2 + i % 2]
+        off = harmonic_tone(SOUND_F0[i] * 2.0 ** rng.normal(0, 0.02 + 0.06 * d), amps / np.sqrt((amps**2).sum()),
+                            n, sr, rng) * _ramp(~on, ramp)
+        off /= np.sqrt(np.mean(off[~on] ** 2)) + 1e-12
+        wave = wave + off * 10 ** (rng.uniform(-3, 3) / 20)
     snr_db = 18.0 - 26.0 * d + rng.uniform(-3, 3)
-    noise = _coloured_noise(n, rng) * 10 ** (-snr_db / 20)
-    wave = source + noise
+    wave = wave + _coloured_noise(n, rng) * 10 ** (-snr_db / 20)
+    gain = 0.1 * 10 ** (rng.uniform(-4, 4) * d / 20)  # the level says nothing about the sound
     return {
         "frames": frames, "mask": obj.astype(np.float32), "event": event,
-        "source": (0.1 * source).astype(np.float32), "wave": (0.1 * wave).astype(np.float32),
+        "source": (gain * source).astype(np.float32), "wave": (gain * wave).astype(np.float32),
         "target": frames[start],
     }
 

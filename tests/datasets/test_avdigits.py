@@ -36,7 +36,7 @@ def tiny_root(tmp_path: Path) -> Path:
 
 
 def test_fixture_splits_follow_fsdd_takes_and_images_match_digits(tiny_root: Path) -> None:
-    ds = load_avdigits(data_root=tiny_root, options={}, quick=False, seed=0)
+    ds = load_avdigits(data_root=tiny_root, options={"pairing": "class"}, quick=False, seed=0)
     images = read_idx(tiny_root / "mnist" / "t10k-images-idx3-ubyte.gz")
     img_labels = read_idx(tiny_root / "mnist" / "t10k-labels-idx1-ubyte.gz")
     takes = {"train": "12", "val": "5", "test": "0"}
@@ -53,6 +53,28 @@ def test_fixture_splits_follow_fsdd_takes_and_images_match_digits(tiny_root: Pat
     assert ds.spec.audio_shape == (4, 160) and ds.spec.visual_shape == (4, 1, 28, 28)
     a = np.asarray(ds.split("train").audio)
     assert np.allclose(a.mean(axis=(0, 1)), 0, atol=1e-4)  # train-standardised
+
+
+def test_cycle_pairing_is_the_default_and_needs_both_modalities(tiny_root: Path) -> None:
+    """Default pairing: the image shows the spoken digit or the next one, half of each; 20 pair classes."""
+    ds = load_avdigits(data_root=tiny_root, options={}, quick=False, seed=0)
+    img_labels = read_idx(tiny_root / "mnist" / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    assert ds.spec.num_classes == 20 and len(set(ds.spec.class_names)) == 20
+    assert ds.spec.class_names[:3] == ("zero/zero", "zero/one", "one/one") and ds.spec.class_names[19] == "nine/zero"
+    for name in ("train", "val", "test"):
+        s = ds.split(name)
+        spoken = np.asarray([int(i[0]) for i in s.ids])
+        written = img_labels[s.meta["image_index"]]
+        assert np.array_equal(s.labels, 2 * spoken + (written != spoken))
+        assert np.all((written == spoken) | (written == (spoken + 1) % 10))
+        # every spoken digit is split evenly between its two classes (2 clips each here)
+        assert np.bincount(s.labels, minlength=20).tolist() == [1] * 20
+    # each written digit belongs to two classes and each spoken digit too: neither names the class alone
+    names = ds.spec.class_names
+    assert sum(n.endswith("/three") for n in names) == 2 and sum(n.startswith("three/") for n in names) == 2
+    assert load_avdigits(data_root=tiny_root, options={"pairing": "class"}, quick=False, seed=0).spec.num_classes == 10
+    with pytest.raises(ConfigError, match="pairing"):
+        load_avdigits(data_root=tiny_root, options={"pairing": "zip"}, quick=False, seed=0)
 
 
 def test_fixture_cache_round_trip_and_sklearn_images(tiny_root: Path) -> None:
@@ -98,7 +120,7 @@ def test_truncated_idx_and_bad_wav(tmp_path: Path) -> None:
 
 def test_real_data_quick_is_sane(shared_data: Path) -> None:
     """Real FSDD + MNIST: official takes, disjoint image pools, and linearly separable digits."""
-    ds = load_avdigits(data_root=shared_data, options={}, quick=True, seed=0)
+    ds = load_avdigits(data_root=shared_data, options={"pairing": "class"}, quick=True, seed=0)
     sizes = {k: len(ds.split(k)) for k in ("train", "val", "test")}
     assert sizes == {"train": 600, "val": 120, "test": 300}
     tr, te = ds.split("train"), ds.split("test")
