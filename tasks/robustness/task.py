@@ -57,7 +57,8 @@ class ItemDraws:
     """
 
     def __init__(self, seed: int, corruption: str, n_items: int):
-        self.key = (int(seed), zlib.crc32(corruption.encode()))
+        # numpy seeds are non-negative: a negative run seed maps to its 64-bit two's complement (injective)
+        self.key = (int(seed) % 2**64, zlib.crc32(corruption.encode()))
         perm = np.random.default_rng(self.key).permutation(n_items)
         self.rank = np.empty(n_items, dtype=np.int64)
         self.rank[perm] = np.arange(n_items)

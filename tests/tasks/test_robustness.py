@@ -87,7 +87,7 @@ def _severity(corruption: str, label: str) -> float:
 # ----------------------------------------------------------------------------- metadata and keys
 def test_registered_everywhere_and_keys_follow_the_contract() -> None:
     assert "robustness" in TASK_FAMILIES and isinstance(get_task("robustness"), RobustnessTask)
-    assert list(TASKS)[-1] == "robustness"
+    assert "robustness" in TASKS and TASK_FAMILIES.index("robustness") == list(TASKS).index("robustness")
     meta = RobustnessTask.metadata
     assert meta.main_score == "mean_AUC" and meta.headline == ("mean_AUC", *(f"AUC_{c}" for c in CORRUPTIONS))
     assert set(CORRUPTIONS) == {"audio_snr", "visual_occlusion", "visual_noise", "missing_audio", "missing_visual"}
@@ -191,6 +191,9 @@ def test_corruption_is_per_item_and_seeded(dataset, name) -> None:
     assert np.array_equal(whole, parts)  # the batch split never changes an item's corruption
     assert np.array_equal(whole, _batch(name, 0, test, np.arange(len(test)), seed=0))
     assert not np.array_equal(whole, _batch(name, 0, test, np.arange(len(test)), seed=1))
+    negative = _batch(name, 0, test, np.arange(len(test)), seed=-1)  # --seeds -1 is a valid run seed
+    assert not np.array_equal(negative, whole) and not np.array_equal(negative, _batch(name, 0, test,
+                                                                                        np.arange(len(test)), seed=1))
 
 
 # ----------------------------------------------------------------------------- mAP of corrupted embeddings
