@@ -145,6 +145,26 @@ def _write_problem(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def check_writable_folder(root: Path, what: str = "results folder") -> None:
+    """Create ``root`` if needed and prove it writable with a probe file (before any compute): a
+    read-only mount, a path that is a file, a missing permission or a full disk is an
+    :class:`InputError` naming the folder (``what`` says which folder it is)."""
+    root = Path(root)
+    for p in (root, *root.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError(root, None, f"{what}: {p} is a file, not a folder")
+            break
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(root, None, f"{what} cannot be created ({_write_problem(e)})") from None
+    try:
+        _probe(root)
+    except OSError as e:
+        raise InputError(root, None, f"{what} is not writable ({_write_problem(e)})") from None
+
+
 class ResultStore:
     """A folder of result records."""
 
@@ -161,21 +181,8 @@ class ResultStore:
         path that is a file, a missing permission or a full disk is found now), and removes
         the temporary files of a killed earlier run. An :class:`InputError` names the folder.
         """
-        root = self.root
-        for p in (root, *root.parents):
-            if p.exists():
-                if not p.is_dir():
-                    raise InputError(root, None, f"results folder: {p} is a file, not a folder")
-                break
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(root, None, f"results folder cannot be created ({_write_problem(e)})") from None
-        try:
-            _probe(root)
-        except OSError as e:
-            raise InputError(root, None, f"results folder is not writable ({_write_problem(e)})") from None
-        clean_stale_temps(root)
+        check_writable_folder(self.root)
+        clean_stale_temps(self.root)
 
     def get(self, model: str, task: str, dataset: str, seed: int, key: str) -> ResultRecord | None:
         """The finished record with this key, or ``None``.

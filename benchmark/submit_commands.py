@@ -35,7 +35,7 @@ from .provenance import provenance
 from .reporting.tables import console_table
 from .runner import RunConfig, check_submission_name, guard_model_name, run
 from .staging import Staging, commit, recover
-from .store import ResultRecord, ResultStore, config_key
+from .store import ResultRecord, ResultStore, check_writable_folder, config_key
 from .submission import check_model_args, load_model_spec
 from .surveyed import load_table1_long
 
@@ -250,7 +250,7 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-
+    check_writable_folder(args.out, "export folder")  # before the dataset is built
     options: dict[str, Any] = {}
     for item in args.option:
         options.update(parse_kv(item, "--option"))

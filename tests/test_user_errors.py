@@ -150,3 +150,12 @@ def test_validate_model_shows_user_frames(models, capsys):
     assert main(["validate-model", f"{models}:RaiseFit"]) == 1
     err = capsys.readouterr().err
     assert "fit() failed: RuntimeError: fit exploded" in err and f'File "{models}", line 31' in err
+
+
+@pytest.mark.parametrize("where", ["/proc/avcl-export-test", "FILE/sub"])
+def test_export_to_an_unwritable_folder_is_a_one_line_error(where, tmp_path, capsys):
+    target = where.replace("FILE", str(tmp_path / "a-file"))
+    (tmp_path / "a-file").write_text("x")
+    assert main(["export", "--dataset", "avsynth", "--quick", "--out", target]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "export folder" in err and "internal error" not in err
