@@ -524,12 +524,25 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
     return [rec.model_dump() for rec in new]
 
 
-def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], keys: dict[str, tuple[str, dict]],
-              dataset: Any, test: Any, ctx: EvalContext, device: str, phase: _Phase,
-              cell: str) -> list[ResultRecord]:
-    """Build, train (or load the cell's checkpoint) and score one (model, seed) on the tasks ``todo``:
-    its records, not yet written."""
+@dataclass
+class _Fitted:
+    """A cell's model after construction and ``fit`` (or its checkpoint)."""
+
+    model: Any
+    config: Any
+    fit_stats: dict[str, Any]
+    #: its trained state is kept in the cell's checkpoint
+    checkpoint: bool
+    #: seconds of construction, fit or checkpoint load and ``config``
+    seconds: float
+
+
+def _fitted_model(cfg: RunConfig, entry: ModelEntry, seed: int, dataset: Any, device: str, phase: _Phase,
+                  cell: str) -> _Fitted:
+    """Build ``entry``'s model for ``dataset`` under ``seed`` and train it on its train / val splits,
+    or load the checkpoint of ``cell``; a new checkpoint is saved."""
     spec = dataset.spec
+    t0 = time.perf_counter()
     seed_everything(seed)
     check_model_args(entry.name, entry.factory, spec, entry.args)
     phase.what = "the constructor"
@@ -538,7 +551,6 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
     missing = missing_methods(model)
     if missing:
         raise ModelError(f"model '{entry.name}' lacks required method(s): {', '.join(missing)}")
-    t0 = time.perf_counter()
     checkpoint, loaded = False, None
     fit_stats: dict[str, Any] = {"train_seconds": 0.0}  # a model that is not trained costs no training
     if getattr(model, "trainable", True):
@@ -564,13 +576,39 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
                                      precision=cfg.precision))
             fit_stats = {"train_seconds": time.perf_counter() - t_fit, "peak_memory_mb": mem.mb,
                          "memory_measure": mem.measure}
-    fit_s = time.perf_counter() - t0
     phase.what = "config"
     with user_code(entry.name, "config", builtin=entry.builtin):
         model_cfg = model.config()
     if checkpoint and loaded is None:
         phase.what = "saving the checkpoint (suite code)"
         cells.save_checkpoint(cell, model, getattr(model, "fit_report", {}), model_cfg, compute=fit_stats)
+    return _Fitted(model, model_cfg, fit_stats, checkpoint, time.perf_counter() - t0)
+
+
+def _fold_refitter(cfg: RunConfig, entry: ModelEntry, seed: int, device: str, phase: _Phase,
+                   cell: str) -> Callable[[Any], Any]:
+    """``ctx.fit_model_on`` of a cell: the cell's model fitted anew on another dataset (a fold of a
+    cross-validation, e.g. ESC-50 ``fold=all``), under the cell's seed, with its own checkpoint
+    (keyed by the cell and the fold's fingerprint). Its embeddings are not cached: the cell's
+    embedding cache serves only the cell's own model."""
+
+    def fit_model_on(other: Any) -> Any:
+        fold_cell = config_key({"cell": cell, "fold_fingerprint": other.fingerprint()})
+        fitted = _fitted_model(cfg, entry, seed, other, device, phase, fold_cell)
+        return GuardedModel(fitted.model, entry.name, entry.builtin, phase)
+
+    return fit_model_on
+
+
+def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], keys: dict[str, tuple[str, dict]],
+              dataset: Any, test: Any, ctx: EvalContext, device: str, phase: _Phase,
+              cell: str) -> list[ResultRecord]:
+    """Build, train (or load the cell's checkpoint) and score one (model, seed) on the tasks ``todo``:
+    its records, not yet written."""
+    spec = dataset.spec
+    fitted = _fitted_model(cfg, entry, seed, dataset, device, phase, cell)
+    model, model_cfg, fit_stats, checkpoint, fit_s = (fitted.model, fitted.config, fitted.fit_stats,
+                                                      fitted.checkpoint, fitted.seconds)
     guarded = GuardedModel(model, entry.name, entry.builtin, phase)
     phase.what = "embedding (throughput)"
     compute = ComputeStats(parameters=count_parameters(model), device=device_kind(device),
@@ -584,7 +622,8 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
             continue
     embeddings = cells.EmbeddingCache(cache_dir() / "embeddings" / cell if caching else None, guarded, splits,
                                       label=entry.name)
-    ctx = dataclasses.replace(ctx, embeddings=embeddings)
+    ctx = dataclasses.replace(ctx, embeddings=embeddings,
+                              fit_model_on=_fold_refitter(cfg, entry, seed, device, phase, cell))
     new = []
     for task in todo:
         why = task.supports(guarded, spec, test)

@@ -7,6 +7,7 @@ runner writes it into every record and reporting reads it from there.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ __all__ = ["EvalContext", "MetricSpec", "Task", "TaskMetadata", "TaskResult"]
 
 @dataclass
 class EvalContext:
-    """What the runner hands a task: seed, device, size, task options and the cell's embedding cache.
+    """What the runner hands a task: seed, device, size, task options, the cell's embedding cache and a
+    way to refit the model on another dataset (cross-validation folds).
 
     ``embeddings`` (a :class:`~benchmark.cells.EmbeddingCache`, or ``None``) is the cache that
     :func:`~benchmark.embedding.embed_split` uses by default while the runner runs the task.
@@ -34,6 +36,9 @@ class EvalContext:
     progress: bool = False
     options: dict = field(default_factory=dict)
     embeddings: Any = None
+    #: ``fit_model_on(dataset)``: the evaluated model built and trained anew on another dataset
+    #: (each fold of a cross-validation; set by the runner, ``None`` elsewhere)
+    fit_model_on: Callable[[Any], Any] | None = None
 
 
 @dataclass

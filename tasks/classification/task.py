@@ -220,8 +220,8 @@ PROTOCOL = (
     "(``spec.extra[\"audio_only\"]``) probe the audio view alone and report it under the unsuffixed keys. "
     "Cross-validated datasets loaded with every fold (ESC-50 ``fold=all``) run this protocol once per fold "
     "(probes trained on that fold's train split) and report the unweighted mean over folds of every metric, "
-    "with each fold's test accuracy as ``ACC_fold<k>``; models trained on the dataset itself are refused "
-    "there, since one fitted model would be tested on clips it was trained on."
+    "with each fold's test accuracy as ``ACC_fold<k>``; a model trained on the dataset is trained once per fold, "
+    "on that fold's train split, since one fitted model would be tested on clips it was trained on."
 )
 
 
@@ -241,14 +241,6 @@ class ClassificationTask(Task):
     export_inputs = ("test split audio (N, T, Fa) and visual (N, T, C, H, W) in item order; the model predicts "
                      "one class per test clip (train and val splits with labels are there to train on)")
 
-    def supports(self, model: Any, spec: Any, split: Any) -> str | None:
-        why = super().supports(model, spec, split)
-        if why is None and model is not None and spec.extra.get("cv_folds") and getattr(model, "trainable", True):
-            why = ("all folds at once (fold=all) need a model not trained on this dataset: a trainable model "
-                   "is fitted once, on fold 1's train split, which holds the other folds' test clips; "
-                   "run fold=1..5 one at a time")
-        return why
-
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
         probe = str(ctx.options.get("probe", "linear"))
         if probe not in PROBES:
@@ -256,7 +248,8 @@ class ClassificationTask(Task):
         folds = [int(k) for k in dataset.spec.extra.get("cv_folds", ())]
         if not folds:
             return self._evaluate_split(model, dataset, ctx, probe)
-        per_fold = {k: self._evaluate_split(model, dataset.fold(k), ctx, probe) for k in folds}
+        per_fold = {k: self._evaluate_split(self._fold_model(model, dataset, k, k == folds[0], ctx), dataset.fold(k),
+                                            ctx, probe) for k in folds}
         first = per_fold[folds[0]]
         keys = [k for k in first.metrics if all(k in r.metrics for r in per_fold.values())]
         fold_values = {key: [per_fold[k].metrics[key] for k in folds] for key in keys}
@@ -269,6 +262,20 @@ class ClassificationTask(Task):
         return TaskResult(metrics={k: metrics[k] for k in METRICS if k in metrics},
                           protocol=f"{first.protocol}; {len(folds)}-fold cross-validation, mean over folds",
                           config=config, item_metrics=fold_values)
+
+    @staticmethod
+    def _fold_model(model: Any, dataset: Any, k: int, first: bool, ctx: EvalContext) -> Any:
+        """The model to evaluate fold ``k`` with: a model not trained on the data serves every fold;
+        a trained one was fitted on the first fold's train split (the dataset's own splits) and is
+        fitted anew on every other fold's (``ctx.fit_model_on``, which the runner provides), since a
+        fold's test clips lie in the other folds' train splits."""
+        if first or not getattr(model, "trainable", True):
+            return model
+        if ctx.fit_model_on is None:
+            raise ConfigError("classification: a trainable model on all folds at once (fold=all) must be fitted "
+                              "once per fold, which only a run does (EvalContext.fit_model_on); evaluate "
+                              "fold=1..5 one at a time instead")
+        return ctx.fit_model_on(dataset.fold(k))
 
     def _evaluate_split(self, model: Any, dataset: Any, ctx: EvalContext, probe: str) -> TaskResult:
         """The protocol on one dataset's train / val / test splits (one fold of a cross-validation)."""

@@ -16,6 +16,7 @@ from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.base import InMemoryDataset
 from avcl_bench.benchmark.datasets.esc50 import esc50_folds, load_esc50
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
+from avcl_bench.benchmark.runner import RunConfig, run
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.classification.task import (
     C_GRID,
@@ -334,9 +335,26 @@ def test_esc50_fold_all_is_the_mean_of_the_five_fold_runs(esc_root, fresh_cache)
     assert "5-fold cross-validation" in r.protocol
 
 
-def test_esc50_fold_all_refuses_a_model_trained_on_the_dataset(esc_root, fresh_cache) -> None:  # noqa: F811
+def test_esc50_fold_all_outside_a_run_refuses_a_trained_model(esc_root, fresh_cache) -> None:  # noqa: F811
     cv = load_esc50(data_root=esc_root, options={"fold": "all"}, quick=False, seed=0)
-    why = ClassificationTask().supports(_Trained(cv.spec, seed=0), cv.spec, cv.split("test"))
-    assert why is not None and "fold=1..5" in why
-    one = load_esc50(data_root=esc_root, options={"fold": "2"}, quick=False, seed=0)
-    assert ClassificationTask().supports(_Trained(one.spec, seed=0), one.spec, one.split("test")) is None
+    assert ClassificationTask().supports(_Trained(cv.spec, seed=0), cv.spec, cv.split("test")) is None
+    with pytest.raises(ConfigError, match="fold=1..5"):
+        ClassificationTask().evaluate(_Trained(cv.spec, seed=0), cv, _ctx())
+
+
+def test_esc50_fold_all_trains_a_model_once_per_fold_in_a_run(esc_root, fresh_cache, tmp_path, capsys) -> None:  # noqa: F811
+    """In a run, fold=all of a trained model equals the mean of five fold=K runs (each its own fit)."""
+    def cfg(fold: str, out: str) -> RunConfig:
+        return RunConfig(models=["infonce"], tasks=["classification"], dataset="esc50", data_root=str(esc_root),
+                         dataset_options={"fold": fold}, seeds=[0], out=tmp_path / out, device="cpu", progress=False,
+                         model_args={"epochs": 2, "quick_epochs": 2})
+
+    cv = run(cfg("all", "cv"))[0]
+    assert capsys.readouterr().err.count("[train] infonce") == 5  # fold 1 for the cell, then folds 2-5
+    for k in esc50_folds():
+        one = run(cfg(str(k), f"f{k}"))[0]
+        assert cv.metrics[f"ACC_fold{k}"] == one.metrics["ACC"]
+    assert cv.metrics["ACC"] == pytest.approx(np.mean([cv.metrics[f"ACC_fold{k}"] for k in esc50_folds()]))
+    capsys.readouterr()
+    again = run(cfg("all", "cv2"))[0]  # checkpoints of every fold are reused
+    assert "[train]" not in capsys.readouterr().err and again.metrics == cv.metrics
