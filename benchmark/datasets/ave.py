@@ -168,6 +168,10 @@ def _file_content(path: Path) -> bytes:
     return checked_h5(path, (KEY,)).encode()
 
 
+#: ``test_order`` option -> the file of the test split's video indices
+TEST_ORDERS = {"test": "test_order.h5", "match": "test_order_match.h5"}
+
+
 @register_dataset(
     "ave",
     tasks=("event_localization", "retrieval", "classification"),
@@ -178,7 +182,9 @@ def _file_content(path: Path) -> bytes:
     description="AVE: 4,143 videos, 28 events, 10 one-second segments; official VGGish + VGG-19 features, read lazily",
     homepage="https://github.com/YapengTian/AVE-ECCV18 (AVE dataset and features: links in its README)",
     options={"subset": "clean (default: the official train/val/test) or noisy (adds a 'noisy' split of the "
-                       "178 background-only videos from the *_noisy.h5 files)"},
+                       "178 background-only videos from the *_noisy.h5 files)",
+             "test_order": "test (default: DIR/test_order.h5) or match (DIR/test_order_match.h5, the test list of "
+                           "the release's cross-modal localization script cmm_test.py, for CML_A2V / CML_V2A)"},
 )
 def load_ave(*, data_root: Path | None, options: dict[str, Any], quick: bool, seed: int) -> InMemoryDataset:
     root = locate(resolve_root(data_root, "ave", LAYOUT), "Annotations.txt", SUBDIRS)
@@ -188,11 +194,13 @@ def load_ave(*, data_root: Path | None, options: dict[str, Any], quick: bool, se
     n = len(events)
     if len(names) != NUM_CLASSES:
         raise InputError(root / "Annotations.txt", None, f"expected {NUM_CLASSES} categories, found {len(names)}")
-    orders = {s: read_order(root / f"{s}_order.h5", n) for s in ("train", "val", "test")}
+    test_order = parse_option(options, "ave", "test_order", str, "test", choices=TEST_ORDERS)
+    order_files = {"train": "train_order.h5", "val": "val_order.h5", "test": TEST_ORDERS[test_order]}
+    orders = {s: read_order(root / f, n) for s, f in order_files.items()}
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         common = np.intersect1d(orders[a], orders[b])
         if len(common):
-            raise InputError(root / f"{b}_order.h5", "/order", f"video {common[0]} is also in the {a} split")
+            raise InputError(root / order_files[b], "/order", f"video {common[0]} is also in the {a} split")
 
     labels_path, audio_path, visual_path = root / "labels.h5", root / "audio_feature.h5", root / "visual_feature.h5"
     check_layout(labels_path, (n, SEGMENTS, NUM_CLASSES + 1), "one-hot segment labels")
@@ -202,7 +210,8 @@ def load_ave(*, data_root: Path | None, options: dict[str, Any], quick: bool, se
     clip = np.asarray([names.index(e.category) for e in events], dtype=np.int64)
 
     fp_parts = [(root / "Annotations.txt").read_bytes(), *(o.tobytes() for o in orders.values()), seg.tobytes(),
-                _file_content(audio_path), _file_content(visual_path), subset.encode(), str(quick).encode()]
+                _file_content(audio_path), _file_content(visual_path), subset.encode(), str(quick).encode(),
+                test_order.encode()]
     rng = np.random.default_rng(np.random.SeedSequence([0, 5]))
     splits = {}
     for name, order in orders.items():
@@ -225,7 +234,7 @@ def load_ave(*, data_root: Path | None, options: dict[str, Any], quick: bool, se
     spec = DataSpec(
         name="ave", audio_shape=(SEGMENTS, AUDIO_DIM), visual_shape=(SEGMENTS, VISUAL_MAP[2], *VISUAL_MAP[:2]),
         num_classes=NUM_CLASSES, class_names=names, sample_rate=None, visual_is_image=False,
-        extra={"subset": subset, "features": {"audio": "VGGish (128-d per 1 s segment)",
+        extra={"subset": subset, "test_order": order_files["test"], "features": {"audio": "VGGish (128-d per 1 s segment)",
                                                "visual": "VGG-19 pool5 (512 x 7 x 7 per segment)"},
                "background_class": NUM_CLASSES, "root": str(root)},
     )

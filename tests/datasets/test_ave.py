@@ -145,3 +145,19 @@ def test_real_annotations_orders_and_labels(shared_data: Path, tmp_path: Path) -
     shutil.copytree(root, data / "annotations" / "ave")
     with pytest.raises(InputError, match=r"labels.h5: file not found"):
         load_ave(data_root=data, options={}, quick=True, seed=0)
+
+
+def test_test_order_match_reads_the_cml_test_list(ave_root: Path) -> None:
+    """``test_order=match`` takes the test split from test_order_match.h5 (cmm_test.py's list)."""
+    with h5py.File(ave_root / "test_order.h5") as f:
+        order = f["order"][()]
+    _h5(ave_root / "test_order_match.h5", "order", order[::-1].copy())
+    default = load_ave(data_root=ave_root, options={}, quick=False, seed=0)
+    match = load_ave(data_root=ave_root, options={"test_order": "match"}, quick=False, seed=0)
+    assert match.split("test").ids == default.split("test").ids[::-1]
+    assert match.fingerprint() != default.fingerprint() and match.spec.extra["test_order"] == "test_order_match.h5"
+    (ave_root / "test_order_match.h5").unlink()
+    with pytest.raises(InputError, match="test_order_match.h5"):
+        load_ave(data_root=ave_root, options={"test_order": "match"}, quick=False, seed=0)
+    with pytest.raises(Exception, match="test_order"):
+        load_ave(data_root=ave_root, options={"test_order": "other"}, quick=False, seed=0)
