@@ -121,12 +121,17 @@ def _suite_roots() -> tuple[tuple[str, Path], ...]:
     return tuple(sorted(roots, key=lambda r: -len(r[0])))
 
 
-@functools.cache
 def module_file(name: str) -> Path | None:
     """The source file of suite module ``name`` (``None`` if it is not one, or does not exist).
 
-    Memoised per process, as :func:`suite_hash` (the suite's files do not change while it runs)."""
-    for pkg, folder in _suite_roots():
+    Memoised per process and set of suite roots, as :func:`suite_hash` (the suite's files do not
+    change while it runs)."""
+    return _module_file(name, _suite_roots())
+
+
+@functools.cache
+def _module_file(name: str, roots: tuple[tuple[str, Path], ...]) -> Path | None:
+    for pkg, folder in roots:
         if name == pkg or name.startswith(pkg + "."):
             parts = name[len(pkg):].lstrip(".").split(".") if name != pkg else []
             base = folder.joinpath(*parts) if parts else folder
@@ -151,12 +156,18 @@ def _module_name(path: Path) -> str | None:
     return None
 
 
-@functools.cache
 def _imports(path: Path, name: str) -> frozenset[str]:
     """Module names ``path`` (module ``name``) imports statically, anywhere in the file.
 
-    Memoised per process: every task's, dataset's and model's hash walks the same engine files,
-    and parsing them again for each took most of a warm rerun's non-import time."""
+    Memoised per file version (path, size, modification time): every task's, dataset's and
+    model's hash walks the same engine files, and parsing them again for each took most of a
+    warm rerun's non-import time."""
+    st = path.stat()
+    return _parsed_imports(path, name, st.st_size, st.st_mtime_ns)
+
+
+@functools.cache
+def _parsed_imports(path: Path, name: str, size: int, mtime_ns: int) -> frozenset[str]:
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except SyntaxError:
