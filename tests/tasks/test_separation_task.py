@@ -34,7 +34,9 @@ ALL_KEYS = KEYS | {"skipped"}
 
 @lru_cache(maxsize=None)
 def tiny():
-    return build(AVSynthConfig.quick(n_train=120, n_val=20, n_test=24))
+    # difficulty 0: the sounding object is centred, so even the untrained random projection's
+    # visual embedding names its look (and with it the pitch register) and the head can separate
+    return build(AVSynthConfig.quick(n_train=120, n_val=20, n_test=24, difficulty=0.0))
 
 
 @lru_cache(maxsize=None)
@@ -168,7 +170,7 @@ def test_random_model_keys_and_bounds():
 
 def test_deterministic_given_seed():
     a = random_result(0).metrics
-    b = task().evaluate(RandomProjection(tiny().spec), tiny(), EvalContext(seed=0, quick=True)).metrics
+    b = task().evaluate(RandomProjection(tiny().spec, seed=0), tiny(), EvalContext(seed=0, quick=True)).metrics
     assert a == b
     c = random_result(1).metrics
     assert c != a
