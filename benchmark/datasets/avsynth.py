@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..features import log_mel
 from ..interface import DataSpec
 from ._io import cached_arrays
 from .base import AVSplit, InMemoryDataset
+from .frontend import FRONTEND_KEY, StandardisedFrontend, rms_level
 from .registry import register_dataset
 
 GENERATOR_VERSION = "3"
@@ -272,6 +274,14 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
     }
 
 
+def audio_features(waves: np.ndarray, cfg: AVSynthConfig) -> np.ndarray:
+    """Log-mel features ``(N, segments, frames_per_segment * n_mels)`` of ``(N, L)`` waveforms, before
+    standardisation: the one feature function of avsynth (generation and its audio front end)."""
+    feats = log_mel(waves, cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop, n_mels=cfg.n_mels, fmin=50.0).numpy()
+    per_seg = cfg.segment_samples // cfg.hop
+    return feats.reshape(len(feats), cfg.segments, per_seg * cfg.n_mels)
+
+
 def generate(cfg: AVSynthConfig) -> dict[str, np.ndarray]:
     """All arrays of an avsynth instance (before feature extraction), deterministic from cfg."""
     cfg.validate()
@@ -283,16 +293,14 @@ def generate(cfg: AVSynthConfig) -> dict[str, np.ndarray]:
     clips = [_clip(cfg, int(y), np.random.default_rng(int(s))) for y, s in zip(labels, clip_seeds)]
     stack = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
     seg_labels = np.where(stack["event"], labels[:, None], cfg.num_classes).astype(np.int64)
-    feats = log_mel(stack["wave"], cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop, n_mels=cfg.n_mels,
-                    fmin=50.0).numpy()
-    per_seg = cfg.segment_samples // cfg.hop
-    audio = feats.reshape(n_total, cfg.segments, per_seg * cfg.n_mels)
+    audio = audio_features(stack["wave"], cfg)
     mu = audio[: cfg.n_train].mean(axis=(0, 1))
     sd = audio[: cfg.n_train].std(axis=(0, 1)) + 1e-6  # standardise with train statistics
     audio = ((audio - mu) / sd).astype(np.float32)
     return {
         "audio": audio, "visual": stack["frames"], "labels": labels, "segment_labels": seg_labels,
         "masks": stack["mask"], "sources": stack["source"], "waveforms": stack["wave"], "frames": stack["target"],
+        "audio_mean": mu, "audio_std": sd,  # the standardisation, for the audio front end
     }
 
 
@@ -305,13 +313,16 @@ def build(cfg: AVSynthConfig, *, use_cache: bool = True) -> InMemoryDataset:
     arrays, digest = load_or_generate(cfg, use_cache=use_cache)
     bounds = np.cumsum([0, cfg.n_train, cfg.n_val, cfg.n_test])
     splits = {}
+    test_waves = arrays["waveforms"][int(bounds[2]) :]
+    frontend = StandardisedFrontend(partial(audio_features, cfg=cfg), arrays["audio_mean"], arrays["audio_std"],
+                                    samples=int(test_waves.shape[1]), level=rms_level(test_waves))
     for name, lo, hi in zip(("train", "val", "test"), bounds[:-1], bounds[1:]):
         sl = slice(int(lo), int(hi))
         splits[name] = AVSplit(
             audio=arrays["audio"][sl], visual=arrays["visual"][sl], labels=arrays["labels"][sl],
             segment_labels=arrays["segment_labels"][sl], masks=arrays["masks"][sl], sources=arrays["sources"][sl],
             waveforms=arrays["waveforms"][sl], frames=arrays["frames"][sl],
-            ids=[f"avsynth-{cfg.seed}-{i}" for i in range(int(lo), int(hi))],
+            ids=[f"avsynth-{cfg.seed}-{i}" for i in range(int(lo), int(hi))], meta={FRONTEND_KEY: frontend},
         )
     per_seg = cfg.segment_samples // cfg.hop
     spec = DataSpec(

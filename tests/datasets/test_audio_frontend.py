@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.datasets.frontend import StandardisedFrontend, rms_level
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.localization.task import AudioFrontend
@@ -38,3 +39,18 @@ def test_rms_level_is_batched_and_empty_safe() -> None:
     waves = rng.normal(size=(7, 9)) * 3
     assert rms_level(waves, batch=2) == pytest.approx(np.sqrt(np.mean(waves**2)), rel=1e-12)
     assert rms_level(np.zeros((0, 4))) == 0.0
+
+
+def test_avsynth_front_end_reproduces_its_audio_features() -> None:
+    ds = build(AVSynthConfig(n_train=20, n_val=10, n_test=10), use_cache=False)
+    fe = ds.split("test").meta["audio_frontend"]
+    assert isinstance(fe, AudioFrontend)
+    for name in ("train", "test"):
+        split = ds.split(name)
+        assert split.meta["audio_frontend"] is fe
+        np.testing.assert_allclose(fe(np.asarray(split.waveforms)), np.asarray(split.audio), rtol=0, atol=2e-5)
+    test_waves = np.asarray(ds.split("test").waveforms, dtype=np.float64)
+    assert fe.samples == test_waves.shape[1] and fe.level == pytest.approx(np.sqrt(np.mean(test_waves**2)))
+    silence = fe(np.zeros((1, fe.samples)))
+    assert np.isfinite(silence).all() and silence.shape == (1, *ds.spec.audio_shape)
+    assert silence.mean() < np.asarray(ds.split("train").audio).min()  # far below any clip heard in training
