@@ -291,10 +291,11 @@ class AudioRecorder(RandomProjection):
 
 
 def test_plan_negatives_is_balanced_seeded_and_offscreen_is_another_class(dataset) -> None:
-    test = dataset.split("test")
+    test = _with_test(dataset, meta={}).split("test")
     plan = plan_negatives(test)
     assert plan.available == ("offscreen",)  # no front end: no silence / noise
     assert plan.counts() == {"offscreen": 40}
+    assert plan_negatives(dataset.split("test")).available == tuple(NEGATIVE_KINDS)  # avsynth has one
     ds, _ = _with_frontend(dataset)
     plan = plan_negatives(ds.split("test"))
     assert plan.available == ("silence", "noise", "offscreen") == tuple(NEGATIVE_KINDS)
@@ -307,7 +308,8 @@ def test_plan_negatives_is_balanced_seeded_and_offscreen_is_another_class(datase
     np.testing.assert_array_equal(again.kind, plan.kind)
     np.testing.assert_array_equal(again.partner, plan.partner)
     one_class = _with_test(dataset, labels=np.zeros(40, dtype=np.int64))
-    assert plan_negatives(one_class.split("test")).available == ()
+    assert plan_negatives(one_class.split("test")).available == ("silence", "noise")  # no off-screen class
+    assert plan_negatives(_with_test(one_class, meta={}).split("test")).available == ()
 
 
 def test_negative_audio_is_silence_noise_or_another_clip(dataset) -> None:
@@ -368,9 +370,24 @@ def test_a_model_that_ignores_the_audio_is_caught_by_the_negatives(dataset) -> N
 
 
 def test_without_other_classes_or_front_end_no_slavc_metrics(dataset) -> None:
-    ds = _with_test(dataset, labels=np.zeros(40, dtype=np.int64))
+    ds = _with_test(dataset, labels=np.zeros(40, dtype=np.int64), meta={})
     r = LocalizationTask().evaluate(RandomProjection(dataset.spec, seed=0), ds, _ctx())
     assert set(r.metrics) == LVS_KEYS and "precision" not in r.item_metrics and r.config["negatives"] == {}
+
+
+def test_avsynth_negatives_use_its_front_end(dataset) -> None:
+    """On avsynth the silence negative is the standardised log-mel of zeros, far below every real clip."""
+    model = AudioRecorder(dataset.spec, seed=1)
+    r = LocalizationTask().evaluate(model, dataset, _ctx())
+    test = dataset.split("test")
+    fe = test.meta["audio_frontend"]
+    plan = plan_negatives(test)
+    assert r.config["negatives"] == plan.counts() and set(plan.counts()) == set(NEGATIVE_KINDS)
+    neg = np.concatenate(model.audio_inputs)[:40]
+    silent = plan.kind == list(NEGATIVE_KINDS).index("silence")
+    np.testing.assert_array_equal(neg[silent], np.repeat(fe(np.zeros((1, fe.samples))), silent.sum(), axis=0))
+    assert neg[silent].max() < np.asarray(test.audio).min()
+    assert set(r.metrics) == KEYS and r.metrics["precision"] == pytest.approx(r.metrics["cIoU"] / 2)
 
 
 def test_a_broken_front_end_is_named(dataset) -> None:
