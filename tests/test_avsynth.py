@@ -6,6 +6,7 @@ import pytest
 
 from avcl_bench.benchmark.datasets import load_dataset
 from avcl_bench.benchmark.datasets.avsynth import (
+    PALETTE,
     AVSynthConfig,
     build,
     class_names,
@@ -165,6 +166,10 @@ def test_default_difficulty_has_no_linear_shortcut_but_the_classes_are_there():
     assert _probe_accuracy(visual, y, 300) < 0.25  # chance 0.1: the look's colour is anywhere in the frame
     assert _probe_accuracy(audio, y, 300) < 0.6  # the sound names a pair of classes at best
     assert _probe_accuracy(np.hstack([audio, visual]), y, 300) < 0.7
-    # non-linear: the colour of the brightest pixels (the object is painted at full strength) names the look
-    bright = np.quantile(frames.reshape(len(keep), 3, -1), 0.9, axis=2)
-    assert _probe_accuracy(np.hstack([audio, bright]), y, 300) > 0.75
+    # non-linear: the share of pixels nearest to each palette hue (a colour histogram) names the looks present
+    first = arr["visual"][keep][:, 0].astype(np.float64) / 255.0  # (N, 3, S, S)
+    chroma = first / (first.sum(axis=1, keepdims=True) + 1e-6)
+    ref = PALETTE / PALETTE.sum(axis=1, keepdims=True)
+    nearest = np.argmin(((chroma[:, None] - ref[None, :, :, None, None]) ** 2).sum(axis=2), axis=1)
+    hist = np.stack([(nearest == j).mean(axis=(1, 2)) for j in range(len(PALETTE))], axis=1)
+    assert _probe_accuracy(np.hstack([audio, hist]), y, 300) > 0.75

@@ -1,12 +1,17 @@
 """``avsynth``: the embedded procedural audio-visual dataset (the suite's offline default).
 
-K sound sources (classes). Each has a visual appearance (shape, colour, texture) and a
-sound (pitch band, harmonic structure, envelope/rhythm). A clip has T segments (10, as AVE);
-the source is seen and heard in a contiguous run of "event" segments and absent elsewhere
-(background: noise, clutter, and possibly a silent distractor object of another class).
-A ``difficulty`` knob in [0, 1] scales every nuisance factor: object position/scale range,
-visual clutter and pixel noise, colour and pitch jitter, audio SNR, and the probability of
-the silent distractor.
+Generator version 3 is designed so that every task family measures audio-visual correlation
+rather than a unimodal shortcut (issue 12): K classes are the edges of a look-sound cycle over
+m = ceil(K / 2) looks (object colours) and m sounds (pitch registers), so each modality alone
+names two classes; the sounding object sits anywhere on a wrapped frame over a background of
+a non-look colour, so a linear read-out of the pixels (the untrained ``random`` reference)
+cannot pick its colour while a convolutional encoder can; it is visible in every segment of a
+clip of T segments (10, as AVE) and heard only in one contiguous run of "event" segments,
+outside which an off-screen sound that matches none of the visible looks may play, so an
+event segment is one where the sound matches the visible object. A ``difficulty`` knob in
+[0, 1] scales every nuisance: position range, clutter, pixel noise, colour and pitch jitter,
+SNR, level jitter and the probabilities of the silent distractor and of the off-screen sound
+(docs/datasets.md has the table per family).
 
 Per clip it provides everything each task family needs: log-mel audio features per
 segment, RGB frames per segment, per-segment labels (background = K), the ground-truth
@@ -216,10 +221,10 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
 
     # --- visual: the sounding object (its colour is the look) anywhere in the frame, maybe a
     # silent distractor whose look never forms a class with the clip's sound, clutter, noise
-    # the background takes a palette colour that is no look (dimmed), so the frame's mean colour
-    # mixes the look with a nuisance colour of comparable weight
+    # the background takes a palette colour that is no look, as bright as the object, so the
+    # frame's mean colour mixes the look with a nuisance colour of larger weight
     bg_colour = PALETTE[rng.integers(m, len(PALETTE))] if m < len(PALETTE) else np.full(3, 0.5)
-    background = np.broadcast_to(bg_colour[:, None, None] * rng.uniform(0.5, 0.8), (3, S, S)).copy()
+    background = np.broadcast_to(bg_colour[:, None, None] * rng.uniform(0.8, 1.0), (3, S, S)).copy()
     for _ in range(int(round(6 * d * rng.uniform(0.5, 1.5)))):  # clutter: small rectangles of non-look colours
         x0, y0 = rng.integers(0, S - 3, size=2)
         w, h = rng.integers(2, 7, size=2)
