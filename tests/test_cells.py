@@ -86,6 +86,13 @@ def test_second_task_on_a_finished_cell_neither_retrains_nor_reembeds(tmp_path, 
     assert {r.task for r in recs} == {"retrieval", "classification"}
 
 
+def test_localization_reads_the_retrieval_audio_embeddings_from_the_cache(tmp_path, capsys):
+    run(_cfg(tmp_path / "o", tasks=["retrieval"], models=["random"], model_args={}))
+    capsys.readouterr()
+    run(_cfg(tmp_path / "o", tasks=["retrieval", "localization"], models=["random"], model_args={}))
+    assert "[cache] embeddings random test/audio" in capsys.readouterr().err
+
+
 def test_other_task_options_reuse_the_cell(tmp_path, capsys):
     a = run(_cfg(tmp_path / "o", tasks=["classification"]))
     capsys.readouterr()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from avcl_bench.benchmark.arrays import check_array, check_finite_metrics, require
 from avcl_bench.benchmark.datasets.base import AVSplit, to_float_tensor
 from avcl_bench.benchmark.datasets.frontend import FRONTEND_KEY
-from avcl_bench.benchmark.embedding import embed_batches
+from avcl_bench.benchmark.embedding import embed_batches, embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError, ModelError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
@@ -201,10 +201,12 @@ def _heatmap_batches(model: Any, split: AVSplit, spec: Any, *, device: str, batc
     The visual map of each image is computed once and scored against both audio embeddings.
     """
     inputs = {"visual_spatial": _frame_clip} if _uses_frames(split, spec) else None
-    for idx, out in embed_batches(model, split, ("audio", "visual_spatial"), batch_size=batch_size, device=device,
+    # the clip audio embeddings are the retrieval task's: read from the cell's embedding cache
+    audio = embed_split(model, split, "audio", device=device)
+    for idx, out in embed_batches(model, split, ("visual_spatial",), batch_size=batch_size, device=device,
                                   inputs=inputs):
         rows = slice(int(idx[0]), int(idx[-1]) + 1)  # unshuffled batches are consecutive
-        a, s = out["audio"], out["visual_spatial"]
+        a, s = torch.as_tensor(audio[rows]), out["visual_spatial"]
         if s.shape[1] != a.shape[1]:
             raise ModelError(f"model output: embed_visual_spatial: expected shape ({len(idx)}, {a.shape[1]}, h, w), "
                              f"got {tuple(s.shape)}")
@@ -276,7 +278,7 @@ PROTOCOL = (
 
 class LocalizationTask(Task):
     name = "localization"
-    version = "2"
+    version = "3"  # 2: negatives (SLAVC metrics); 3: clip audio embeddings from the cell cache (batch 128)
     metadata = TaskMetadata(
         name="localization",
         main_score="cIoU",
