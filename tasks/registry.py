@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import import_module
+from typing import Any
 
 import numpy as np
 
@@ -38,9 +39,11 @@ def get_task(name: str) -> Task:
 
 
 def score(task: str, pred: Mapping[str, np.ndarray], ref: Mapping[str, np.ndarray], *,
-          pred_source: str = "pred", ref_source: str = "ref") -> dict[str, float]:
+          pred_source: str = "pred", ref_source: str = "ref", **options: Any) -> dict[str, float]:
     """Metrics of stored outputs of one task family: the ``score`` command as a function.
 
-    ``pred`` / ``ref`` hold the arrays of the task's score format (``list tasks`` shows it).
+    ``pred`` / ``ref`` hold the arrays of the task's score format (``list tasks`` shows it);
+    ``options`` are the task's scoring options (``score --task-option``, e.g. localization's
+    ``empty_mask="zero"`` or ``ties="official"``).
     """
-    return get_task(task).score(dict(pred), dict(ref), pred_source=pred_source, ref_source=ref_source)
+    return get_task(task).score(dict(pred), dict(ref), pred_source=pred_source, ref_source=ref_source, **options)
