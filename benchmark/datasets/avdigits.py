@@ -14,6 +14,10 @@ the tasks are class-level cross-modal retrieval and classification. Two pairings
 ``class``
     ``b = a``; 10 classes, the digit (each modality alone suffices).
 
+Each image is translated by its own random offset of at most ``shift`` pixels (option; default
+4 for MNIST, 1 for the 8x8 sklearn digits, 0 = as released), so that a linear read-out of the
+pixels cannot stand in for recognising the digit.
+
 Layout of ``--data-root DIR`` (the layout of the suite's shared data folder)::
 
     DIR/fsdd/recordings/{digit}_{speaker}_{take}.wav   8 kHz mono PCM (3,000 files)
@@ -66,7 +70,7 @@ from .base import AVSplit, InMemoryDataset
 from .filehash import combine, files_digest
 from .registry import register_dataset
 
-VERSION = "2"
+VERSION = "3"
 SAMPLE_RATE = 8000
 SEGMENTS = 4
 FRAMES_PER_SEGMENT = 5
@@ -178,6 +182,26 @@ class AVDigitsConfig:
     pair_seed: int = 0
     quick: bool = False
     pairing: str = "cycle"
+    shift: int = -1  # -1: the default for the image set (DEFAULT_SHIFT)
+
+
+#: default largest translation (pixels) of a clip's image per image set: about a seventh of the side
+DEFAULT_SHIFT = {"mnist": 4, "sklearn": 1}
+
+
+def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image translated by its own random ``(dy, dx)`` in ``[-max_shift, max_shift]``, zero-filled.
+
+    A digit anywhere in its frame: a convolutional encoder with pooling reads it wherever it is,
+    a linear read-out of the pixels (the untrained ``random`` reference's probe) much less well.
+    """
+    if max_shift <= 0:
+        return images.copy()
+    n, h, w = images.shape
+    s = int(max_shift)
+    padded = np.pad(images, ((0, 0), (s, s), (s, s)))
+    offsets = rng.integers(0, 2 * s + 1, size=(n, 2))
+    return np.stack([padded[i, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
 def num_classes(pairing: str) -> int:
@@ -236,8 +260,10 @@ def build_arrays(root: Path, cfg: AVDigitsConfig) -> dict[str, np.ndarray]:
     feats = segment_log_mel(waves, SAMPLE_RATE, segments=SEGMENTS, frames_per_segment=FRAMES_PER_SEGMENT,
                             n_mels=N_MELS, n_fft=N_FFT, fmin=50.0)
     audio = standardise(feats, np.flatnonzero(split == 0))
+    shift = DEFAULT_SHIFT[cfg.images] if cfg.shift < 0 else cfg.shift
+    shown = shift_images(images[image_idx], shift, np.random.default_rng(np.random.SeedSequence([cfg.pair_seed, 13])))
     return {
-        "audio": audio, "images": images[image_idx], "labels": labels, "split": split,
+        "audio": audio, "images": shown, "labels": labels, "split": split,
         "image_index": image_idx, "ids": np.asarray([r.path.stem for r in chosen]),
     }
 
@@ -247,6 +273,8 @@ _OPTIONS = {
     "pair_seed": "seed of the image pools and of the audio-image pairing (default 0)",
     "pairing": ("cycle (default: the image shows the spoken digit or the next one; 20 (spoken, written) classes, "
                 "neither modality alone names the class) or class (the image shows the spoken digit; 10 classes)"),
+    "shift": ("largest random translation of each image in pixels, zero-filled (default 4 for mnist, 1 for sklearn; "
+              "0: none, the images as released)"),
 }
 
 
@@ -270,6 +298,7 @@ def load_avdigits(*, data_root: Path | None, options: dict[str, Any], quick: boo
         pair_seed=parse_option(options, "avdigits", "pair_seed", int, 0),
         quick=bool(quick),
         pairing=parse_option(options, "avdigits", "pairing", str, "cycle", choices=PAIRINGS),
+        shift=parse_option(options, "avdigits", "shift", int, -1, minimum=0),
     )
     inputs = [root / "fsdd" / "recordings"]
     if cfg.images == "mnist":

@@ -36,7 +36,7 @@ def tiny_root(tmp_path: Path) -> Path:
 
 
 def test_fixture_splits_follow_fsdd_takes_and_images_match_digits(tiny_root: Path) -> None:
-    ds = load_avdigits(data_root=tiny_root, options={"pairing": "class"}, quick=False, seed=0)
+    ds = load_avdigits(data_root=tiny_root, options={"pairing": "class", "shift": "0"}, quick=False, seed=0)
     images = read_idx(tiny_root / "mnist" / "t10k-images-idx3-ubyte.gz")
     img_labels = read_idx(tiny_root / "mnist" / "t10k-labels-idx1-ubyte.gz")
     takes = {"train": "12", "val": "5", "test": "0"}
@@ -75,6 +75,25 @@ def test_cycle_pairing_is_the_default_and_needs_both_modalities(tiny_root: Path)
     assert load_avdigits(data_root=tiny_root, options={"pairing": "class"}, quick=False, seed=0).spec.num_classes == 10
     with pytest.raises(ConfigError, match="pairing"):
         load_avdigits(data_root=tiny_root, options={"pairing": "zip"}, quick=False, seed=0)
+
+
+def test_default_images_are_shifted_copies_within_the_shift(tiny_root: Path) -> None:
+    images = read_idx(tiny_root / "mnist" / "t10k-images-idx3-ubyte.gz")
+    plain = load_avdigits(data_root=tiny_root, options={"shift": "0"}, quick=False, seed=0)
+    ds = load_avdigits(data_root=tiny_root, options={}, quick=False, seed=0)
+    moved = 0
+    for name in ("train", "val", "test"):
+        s, p = ds.split(name), plain.split(name)
+        assert np.array_equal(s.meta["image_index"], p.meta["image_index"]) and np.array_equal(s.labels, p.labels)
+        for img, idx in zip(np.asarray(s.visual)[:, 0, 0], s.meta["image_index"]):
+            src = images[idx]
+            pad = np.pad(src, 4)
+            hits = [(dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(pad[dy : dy + 28, dx : dx + 28], img)]
+            assert hits, "every shown image is its source translated by at most 4 pixels, zero-filled"
+            moved += (4, 4) not in hits
+    assert moved > 40  # most of the 60 images moved
+    with pytest.raises(ConfigError, match="shift"):
+        load_avdigits(data_root=tiny_root, options={"shift": "-2"}, quick=False, seed=0)
 
 
 def test_fixture_cache_round_trip_and_sklearn_images(tiny_root: Path) -> None:
@@ -120,7 +139,7 @@ def test_truncated_idx_and_bad_wav(tmp_path: Path) -> None:
 
 def test_real_data_quick_is_sane(shared_data: Path) -> None:
     """Real FSDD + MNIST: official takes, disjoint image pools, and linearly separable digits."""
-    ds = load_avdigits(data_root=shared_data, options={"pairing": "class"}, quick=True, seed=0)
+    ds = load_avdigits(data_root=shared_data, options={"pairing": "class", "shift": "0"}, quick=True, seed=0)
     sizes = {k: len(ds.split(k)) for k in ("train", "val", "test")}
     assert sizes == {"train": 600, "val": 120, "test": 300}
     tr, te = ds.split("train"), ds.split("test")
