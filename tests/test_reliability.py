@@ -225,7 +225,8 @@ def test_submission_name_never_reused_by_another_model_either_order(models, tmp_
     capsys.readouterr()
     assert main(["submit", "--model", f"{other / 'm.py'}:Other2", "--name", "Base", "--out", str(out),
                  "--quick", "--no-progress", *TINY]) == 2
-    assert "from a different model" in _error_line(capsys.readouterr().err)
+    line = _error_line(capsys.readouterr().err)
+    assert "already has results" in line and "which is not a submission" in line
     assert {r["model"] for r in _records(out)} == {"Base"} and len(_records(out)) == 1
 
 
