@@ -39,8 +39,8 @@ from . import codehash
 from .paths import cache_dir
 from .store import atomic_write_bytes, config_key
 
-__all__ = ["CELL_CACHE_VERSION", "EmbeddingCache", "can_checkpoint", "cell_key", "checkpoint_path", "is_warm",
-           "load_checkpoint", "mark_cell", "save_checkpoint"]
+__all__ = ["CELL_CACHE_VERSION", "EmbeddingCache", "can_checkpoint", "cell_key", "cell_throughput", "checkpoint_path",
+           "is_warm", "load_checkpoint", "mark_cell", "save_checkpoint"]
 
 #: bumped when the layout or content of the cell cache changes
 CELL_CACHE_VERSION = 1
@@ -113,11 +113,28 @@ def _marker_path(key: str) -> Path:
     return cache_dir() / "cells" / f"{key}.json"
 
 
-def mark_cell(key: str, *, needs_fit: bool) -> None:
+def mark_cell(key: str, *, needs_fit: bool, embed_items_per_s: float | None = None) -> None:
     """Note that cell ``key`` finished once; ``needs_fit``: its model must be trained again on a
-    rerun (trainable, but its trained state could not be checkpointed)."""
+    rerun (trainable, but its trained state could not be checkpointed). ``embed_items_per_s``:
+    the embedding throughput measured in that run (reruns of the cell report it instead of
+    measuring again)."""
     atomic_write_bytes(_marker_path(key), json.dumps({"version": CELL_CACHE_VERSION, "needs_fit": needs_fit,
-                                                      "checkpoint": checkpoint_path(key).is_file()}).encode())
+                                                      "checkpoint": checkpoint_path(key).is_file(),
+                                                      "embed_items_per_s": embed_items_per_s}).encode())
+
+
+def _marker(key: str) -> dict[str, Any] | None:
+    try:
+        marker = json.loads(_marker_path(key).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("version") == CELL_CACHE_VERSION else None
+
+
+def cell_throughput(key: str) -> float | None:
+    """The embedding throughput (items/s) measured when cell ``key`` first ran, if it was kept."""
+    value = (_marker(key) or {}).get("embed_items_per_s")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def is_warm(key: str) -> bool:
@@ -125,11 +142,8 @@ def is_warm(key: str) -> bool:
     needs no fit or its checkpoint is still in the cache. A warm cell costs its tasks' scoring on
     (mostly cached) embeddings, so remote executors run it in the driver instead of shipping it
     to a worker (for a warm rerun on Ray, starting Ray cost more than all its cells)."""
-    try:
-        marker = json.loads(_marker_path(key).read_bytes())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict) or marker.get("version") != CELL_CACHE_VERSION or marker.get("needs_fit", True):
+    marker = _marker(key)
+    if marker is None or marker.get("needs_fit", True):
         return False
     return not marker.get("checkpoint") or checkpoint_path(key).is_file()
 

@@ -611,8 +611,10 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
                                                       fitted.checkpoint, fitted.seconds)
     guarded = GuardedModel(model, entry.name, entry.builtin, phase)
     phase.what = "embedding (throughput)"
+    # measured once per cell: a rerun reports the first run's value instead of embedding again
+    throughput = (cells.cell_throughput(cell) if cfg.cache else None) or embedding_throughput(guarded, test, device)
     compute = ComputeStats(parameters=count_parameters(model), device=device_kind(device),
-                           embed_items_per_s=embedding_throughput(guarded, test, device), **fit_stats)
+                           embed_items_per_s=throughput, **fit_stats)
     caching = cfg.cache and bool(getattr(model, "cache_embeddings", True))
     splits = {}
     for name in ("train", "val", "test"):
@@ -644,5 +646,6 @@ def _run_cell(cfg: RunConfig, entry: ModelEntry, seed: int, todo: list[Any], key
             model_info=entry.info, item_metrics=result.item_metrics, submission=cfg.submission, compute=compute,
         ))
     if cfg.cache:
-        cells.mark_cell(cell, needs_fit=bool(getattr(model, "trainable", True)) and not checkpoint)
+        cells.mark_cell(cell, needs_fit=bool(getattr(model, "trainable", True)) and not checkpoint,
+                        embed_items_per_s=throughput)
     return new

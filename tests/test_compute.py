@@ -82,6 +82,7 @@ def test_records_carry_compute_and_a_reloaded_checkpoint_keeps_the_training_cost
     again = [r for r in run(_cfg(tmp_path / "b", models=["infonce"])) if r.model == "infonce"]
     assert again[0].compute.train_seconds == pytest.approx(c.train_seconds)  # from the checkpoint, not retrained
     assert again[0].compute.peak_memory_mb == pytest.approx(c.peak_memory_mb)
+    assert again[0].compute.embed_items_per_s == c.embed_items_per_s  # measured once per cell, not again
 
 
 def test_untrained_models_cost_no_training_and_reference_rows_have_no_compute(tmp_path):
