@@ -204,6 +204,25 @@ def _check_split_labels(split: AVSplit, name: str, num_classes: int, source: str
     return labels
 
 
+def probe_option(ctx: EvalContext, task: str) -> str:
+    """The ``probe`` task option (``linear`` or ``mlp``), validated; ``task`` names the task in the error."""
+    probe = str(ctx.options.get("probe", "linear"))
+    if probe not in PROBES:
+        raise ConfigError(f"{task}: option probe must be one of {', '.join(PROBES)}, got {probe!r}")
+    return probe
+
+
+def labelled_splits(dataset: Any) -> tuple[dict[str, AVSplit], dict[str, np.ndarray]]:
+    """The train / val / test splits a probe uses and their validated labels (at least 2 train classes)."""
+    spec = dataset.spec
+    splits = {name: dataset.split(name) for name in ("train", "val", "test")}
+    source = f"dataset '{spec.name}'"
+    labels = {name: _check_split_labels(s, name, int(spec.num_classes), source) for name, s in splits.items()}
+    if len(np.unique(labels["train"])) < 2:
+        raise InputError(source, "train labels", "the probe needs at least 2 classes in the train split")
+    return splits, labels
+
+
 #: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
 PROTOCOL = (
     "Protocol (frozen embeddings, as the survey's downstream evaluations on UCF101 / HMDB51 / ESC-50 and "
@@ -242,9 +261,7 @@ class ClassificationTask(Task):
                      "one class per test clip (train and val splits with labels are there to train on)")
 
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
-        probe = str(ctx.options.get("probe", "linear"))
-        if probe not in PROBES:
-            raise ConfigError(f"classification: option probe must be one of {', '.join(PROBES)}, got {probe!r}")
+        probe = probe_option(ctx, self.name)
         folds = [int(k) for k in dataset.spec.extra.get("cv_folds", ())]
         if not folds:
             return self._evaluate_split(model, dataset, ctx, probe)
@@ -282,11 +299,7 @@ class ClassificationTask(Task):
         spec = dataset.spec
         audio_only = bool(spec.extra.get("audio_only", False))
         num_classes = int(spec.num_classes)
-        splits = {name: dataset.split(name) for name in ("train", "val", "test")}
-        source = f"dataset '{spec.name}'"
-        labels = {name: _check_split_labels(s, name, num_classes, source) for name, s in splits.items()}
-        if len(np.unique(labels["train"])) < 2:
-            raise InputError(source, "train labels", "the probe needs at least 2 classes in the train split")
+        splits, labels = labelled_splits(dataset)
 
         views = _views(model, splits, audio_only, ctx.device)
         suffix = {"fused": "", "audio": "_audio", "visual": "_visual"}

@@ -28,11 +28,11 @@ import torch
 
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch, visual_batch
 from avcl_bench.benchmark.embedding import embed_batches, embed_split
-from avcl_bench.benchmark.errors import ConfigError, InputError
+from avcl_bench.benchmark.errors import ConfigError
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from ..classification.metrics import classification_metrics
-from ..classification.task import _EMBED_BATCH, PROBES, _check_split_labels, _l2_normalize, linear_probe, mlp_probe
+from ..classification.task import _EMBED_BATCH, _l2_normalize, labelled_splits, linear_probe, mlp_probe, probe_option
 from ..retrieval.metrics import average_precision
 from .metrics import normalized_auc
 
@@ -332,15 +332,9 @@ class RobustnessTask(Task):
 
     def evaluate(self, model: Any, dataset: Any, ctx: EvalContext) -> TaskResult:
         spec = dataset.spec
-        probe = str(ctx.options.get("probe", "linear"))
-        if probe not in PROBES:
-            raise ConfigError(f"robustness: option probe must be one of {', '.join(PROBES)}, got {probe!r}")
+        probe = probe_option(ctx, self.name)
         num_classes = int(spec.num_classes)
-        splits = {name: dataset.split(name) for name in ("train", "val", "test")}
-        source = f"dataset '{spec.name}'"
-        labels = {name: _check_split_labels(s, name, num_classes, source) for name, s in splits.items()}
-        if len(np.unique(labels["train"])) < 2:
-            raise InputError(source, "train labels", "the probe needs at least 2 classes in the train split")
+        splits, labels = labelled_splits(dataset)
         test, y = splits["test"], labels["test"]
 
         # clean embeddings: the cache's (same kinds, batch size and dtype as classification / retrieval)
