@@ -163,6 +163,18 @@ def check_array(
     return a
 
 
+def check_bool_mask(arr: object, source: object, field: str, *, ndim: int) -> np.ndarray:
+    """A boolean array of ``ndim`` dimensions; integer 0/1 values are accepted and converted,
+    anything else is an :class:`InputError` naming ``source`` and ``field``."""
+    mask = np.asarray(arr)
+    if mask.dtype != bool:
+        mask = check_array(mask, source, field, ndim=ndim, kind="int")
+        if np.any((mask != 0) & (mask != 1)):
+            raise InputError(source, field, "expected booleans or 0/1 values")
+        mask = mask.astype(bool)
+    return check_array(mask, source, field, ndim=ndim, kind="bool")
+
+
 def _fits_int64(a: np.ndarray) -> bool:
     """Whether an integer or float array converts to int64 exactly: no timedelta (a duration is
     not a count), no unsigned value above 2^63 - 1, floats finite, integral and within +-2^62."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avcl_bench.benchmark.arrays import check_array, check_labels
+from avcl_bench.benchmark.arrays import check_array, check_bool_mask, check_labels
 from avcl_bench.benchmark.errors import InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -125,13 +125,7 @@ def cross_modal_localization(
     ref_source = source if ref_source is None else ref_source
     a = check_array(audio_segments, source, "audio_segments", ndim=3, kind="float")
     v = check_array(visual_segments, source, "visual_segments", ndim=3, kind="float")
-    mask = np.asarray(event_mask)
-    if mask.dtype != bool:
-        mask = check_array(mask, ref_source, "event_mask", ndim=2, kind="int")
-        if np.any((mask != 0) & (mask != 1)):
-            raise InputError(ref_source, "event_mask", "expected booleans or 0/1 values")
-        mask = mask.astype(bool)
-    mask = check_array(mask, ref_source, "event_mask", ndim=2, kind="bool")
+    mask = check_bool_mask(event_mask, ref_source, "event_mask", ndim=2)
     if a.shape != v.shape:
         raise InputError(source, "audio_segments/visual_segments",
                          f"shape mismatch (audio {a.shape}, visual {v.shape}: expected the same (N, T, D))")

@@ -66,7 +66,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from avcl_bench.benchmark.arrays import check_array, check_labels, check_same_len
+from avcl_bench.benchmark.arrays import check_array, check_bool_mask, check_labels, check_same_len
 from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.tasks.base import MetricSpec
 
@@ -267,12 +267,7 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray, *, source: str =
     for rows without any relevant item.
     """
     s = check_array(scores, source, "scores", ndim=2, kind="float")
-    rel = np.asarray(relevant)
-    if rel.dtype != bool:
-        rel = check_array(rel, source, "relevant", ndim=2, kind="int")
-        if np.any((rel != 0) & (rel != 1)):
-            raise InputError(source, "relevant", "expected booleans or 0/1 values")
-    rel = check_array(rel, source, "relevant", ndim=2, kind="bool")
+    rel = check_bool_mask(relevant, source, "relevant", ndim=2)
     if rel.shape != s.shape:
         raise InputError(source, "scores/relevant", f"shape mismatch (scores {s.shape}, relevant {rel.shape})")
     n, m = s.shape
