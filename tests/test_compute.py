@@ -11,9 +11,8 @@ from avcl_bench.benchmark.datasets import load_dataset
 from avcl_bench.benchmark.reporting.compute import compute_table
 from avcl_bench.benchmark.reporting.leaderboard import format_leaderboard, leaderboard, leaderboard_json
 from avcl_bench.benchmark.reporting.report import render_report
-from avcl_bench.benchmark.runner import RunConfig, run
-
-TINY = {"n_train": "30", "n_val": "10", "n_test": "20"}
+from avcl_bench.benchmark.runner import run
+from tests.tiny_runs import TINY, tiny_config
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
@@ -64,29 +63,21 @@ def test_embedding_throughput_reflects_the_model_speed():
     assert slow < 100 < fast
 
 
-def _cfg(out, **kw):
-    base = dict(models=["random", "infonce"], tasks=["retrieval", "classification"], dataset_options=TINY,
-                seeds=[0], out=out, quick=True, device="cpu", progress=False,
-                model_args={"epochs": 2, "quick_epochs": 2} if "models" not in kw else {})
-    base.update(kw)
-    return RunConfig(**base)
-
-
 def test_records_carry_compute_and_a_reloaded_checkpoint_keeps_the_training_cost(tmp_path):
-    first = [r for r in run(_cfg(tmp_path / "a", models=["infonce"])) if r.model == "infonce"]
+    first = [r for r in run(tiny_config(tmp_path / "a", models=["infonce"])) if r.model == "infonce"]
     stats = {r.task: r.compute for r in first}
     assert stats["retrieval"] == stats["classification"]  # one cell, one measurement
     c = stats["retrieval"]
     assert c.parameters > 1000 and c.train_seconds > 0 and c.embed_items_per_s > 0 and c.device == "cpu"
     assert c.peak_memory_mb is not None and c.memory_measure
-    again = [r for r in run(_cfg(tmp_path / "b", models=["infonce"])) if r.model == "infonce"]
+    again = [r for r in run(tiny_config(tmp_path / "b", models=["infonce"])) if r.model == "infonce"]
     assert again[0].compute.train_seconds == pytest.approx(c.train_seconds)  # from the checkpoint, not retrained
     assert again[0].compute.peak_memory_mb == pytest.approx(c.peak_memory_mb)
     assert again[0].compute.embed_items_per_s == c.embed_items_per_s  # measured once per cell, not again
 
 
 def test_untrained_models_cost_no_training_and_reference_rows_have_no_compute(tmp_path):
-    recs = run(_cfg(tmp_path / "o", models=["random"], tasks=["retrieval", "separation"],
+    recs = run(tiny_config(tmp_path / "o", models=["random"], tasks=["retrieval", "separation"],
                     dataset_options={**TINY, "n_test": "24"}))
     by_model = {r.model: r for r in recs}
     assert by_model["random"].compute.train_seconds == 0.0
@@ -94,7 +85,7 @@ def test_untrained_models_cost_no_training_and_reference_rows_have_no_compute(tm
 
 
 def test_leaderboard_and_reports_show_the_compute_table(tmp_path):
-    recs = run(_cfg(tmp_path / "o", models=["infonce"], tasks=["retrieval"]))
+    recs = run(tiny_config(tmp_path / "o", models=["infonce"], tasks=["retrieval"]))
     table = compute_table(recs)
     assert list(table["model"]) == ["infonce"] and table["parameters"].iloc[0] == recs[0].compute.parameters
     board = leaderboard(recs)

@@ -8,20 +8,10 @@ import pytest
 from avcl_bench.benchmark.cli import build_parser, run_config_from_args
 from avcl_bench.benchmark.errors import ConfigError
 from avcl_bench.benchmark.executors import EXECUTORS, ExecutorOptions, run_cells
-from avcl_bench.benchmark.runner import RunConfig, run
-
-TINY = {"n_train": "30", "n_val": "10", "n_test": "20"}
-
+from avcl_bench.benchmark.runner import run
+from tests.tiny_runs import tiny_config
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
-
-
-def _cfg(out, **kw):
-    base = dict(models=["infonce", "dcca"], tasks=["retrieval", "classification"], dataset_options=TINY,
-                seeds=[0], out=out, quick=True, device="cpu", progress=False,
-                model_args={"epochs": 2, "quick_epochs": 2} if "models" not in kw else {})
-    base.update(kw)
-    return RunConfig(**base)
 
 
 def _metrics(records):
@@ -44,7 +34,7 @@ def test_registry_and_local_executor():
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
 def test_ray_missing_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="avcl-bench\\[ray\\]"):
-        run(_cfg(tmp_path / "o", executor=ExecutorOptions("ray")))
+        run(tiny_config(tmp_path / "o", executor=ExecutorOptions("ray")))
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +50,22 @@ def ray_2cpu():
 
 def test_ray_matches_local_and_shares_the_store(tmp_path, ray_2cpu, capsys):
     # the local run writes no cell cache: the Ray workers train and embed themselves
-    local = _metrics(run(_cfg(tmp_path / "local", cache=False)))
+    local = _metrics(run(tiny_config(tmp_path / "local", cache=False)))
     assert not (tmp_path / "cache" / "checkpoints").exists()
-    remote = run(_cfg(tmp_path / "ray", executor=ExecutorOptions("ray", cpus_per_cell=1)))
+    remote = run(tiny_config(tmp_path / "ray", executor=ExecutorOptions("ray", cpus_per_cell=1)))
     assert len(list((tmp_path / "cache" / "checkpoints").glob("*.pt"))) == 2  # written by the workers
     assert "[executor] 2 cell(s) on ray" in capsys.readouterr().err
     assert _metrics(remote) == local
     # a local rerun into the Ray run's folder reuses everything, and the reverse
-    again = run(_cfg(tmp_path / "ray"))
+    again = run(tiny_config(tmp_path / "ray"))
     err = capsys.readouterr().err
     assert "[train]" not in err and err.count("[reuse]") == 4
     assert _metrics(again) == local
-    run(_cfg(tmp_path / "local", executor=ExecutorOptions("ray", cpus_per_cell=1)))
+    run(tiny_config(tmp_path / "local", executor=ExecutorOptions("ray", cpus_per_cell=1)))
     err = capsys.readouterr().err
     assert "[executor]" not in err and err.count("[reuse]") == 4
     # a warm rerun into a new folder: nothing to train, so the cells run in the driver, not on Ray
-    warm = run(_cfg(tmp_path / "warm", executor=ExecutorOptions("ray", cpus_per_cell=1)))
+    warm = run(tiny_config(tmp_path / "warm", executor=ExecutorOptions("ray", cpus_per_cell=1)))
     err = capsys.readouterr().err
     assert "[executor]" not in err and "[train]" not in err and err.count("[cache] loaded checkpoint") == 2
     assert _metrics(warm) == local
@@ -84,9 +74,9 @@ def test_ray_matches_local_and_shares_the_store(tmp_path, ray_2cpu, capsys):
 def test_slurm_debug_executor_matches_local(tmp_path, capsys):
     if importlib.util.find_spec("submitit") is None:
         pytest.skip("submitit is not installed (pip install 'avcl-bench[slurm]')")
-    local = _metrics(run(_cfg(tmp_path / "local", models=["random"], cache=False)))
+    local = _metrics(run(tiny_config(tmp_path / "local", models=["random"], cache=False)))
     opts = ExecutorOptions("slurm", slurm_cluster="debug", slurm_folder=tmp_path / "slurm")
-    remote = run(_cfg(tmp_path / "slurm-out", models=["random"], executor=opts))
+    remote = run(tiny_config(tmp_path / "slurm-out", models=["random"], executor=opts))
     assert "[executor] 1 cell(s) on slurm" in capsys.readouterr().err
     assert _metrics(remote) == local
 
