@@ -18,7 +18,7 @@ TINY = ["--option", "n_train=30", "--option", "n_val=10", "--option", "n_test=20
 BROKEN = '''
 import torch
 
-class NaNModel:
+class _Base:
     trainable = False
     capabilities = frozenset()
     def __init__(self, spec, dim=8):
@@ -27,6 +27,10 @@ class NaNModel:
         return {"dim": self.dim}
     def fit(self, train, val, ctx):
         pass
+    def embed_visual(self, visual):
+        return torch.randn(visual.shape[0], self.dim, generator=torch.Generator().manual_seed(0))
+
+class NaNModel(_Base):
     def embed_audio(self, audio):
         return torch.full((audio.shape[0], self.dim), float("nan"))
     def embed_visual(self, visual):
@@ -35,19 +39,6 @@ class NaNModel:
 class NoMethods:
     def __init__(self, spec):
         self.dim = 4
-
-
-class _Base:
-    trainable = False
-    capabilities = frozenset()
-    def __init__(self, spec, dim=8):
-        self.dim = dim
-    def config(self):
-        return {}
-    def fit(self, train, val, ctx):
-        pass
-    def embed_visual(self, visual):
-        return torch.randn(visual.shape[0], self.dim, generator=torch.Generator().manual_seed(0))
 
 class BigBatchNaN(_Base):
     """fine on a small batch, NaN once a batch is as large as the tasks' (128)"""
