@@ -56,7 +56,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for real-image FID")
     p.add_argument("--task-option", dest="task_option", action="append", default=[], metavar="KEY=VALUE",
                    help="task protocol option (repeatable): probe=linear|mlp, event_head=linear|gru, "
-                        "empty_mask=raise|zero, ties=strict|official, gen_adv=WEIGHT")
+                        "empty_mask=raise|zero, ties=strict|official, gen_adv=WEIGHT, gen_train=visual|audio")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_runtime_options(p)
     p.add_argument("--no-cache", dest="cache", action="store_false",

@@ -103,7 +103,7 @@ def test_registry_options_and_errors():
         load_dataset("avsynth", options={"difficulty": "2"})
 
 
-# ----------------------------------------------------------------------------- headroom design (generator v3)
+# ----------------------------------------------------------------------------- headroom design (generator v3/4)
 @pytest.mark.parametrize("k", range(2, 11))
 def test_classes_are_distinct_look_sound_pairs_sharing_each_modality(k):
     pairs = [class_pair(c, k) for c in range(k)]
@@ -123,6 +123,31 @@ def test_sounding_object_is_visible_in_every_segment_and_static():
         assert np.ptp(per_seg) < 0.05 * 255  # only pixel noise changes between segments
         np.testing.assert_array_equal(arrays["frames"][i], arrays["visual"][i][int(np.argmax(
             arrays["segment_labels"][i] != TINY.num_classes))])  # the target frame is the event's first
+
+
+def _circular_centre(weights: np.ndarray) -> float:
+    """Centre of mass of 1-D ``weights`` on a ring of len(weights) pixels (pixel i at i + 0.5)."""
+    n = len(weights)
+    angle = np.angle((weights * np.exp(2j * np.pi * (np.arange(n) + 0.5) / n)).sum())
+    return float(angle % (2 * np.pi) / (2 * np.pi) * n)
+
+
+def test_generation_target_is_the_key_frame_rolled_onto_the_sounding_object():
+    """gen_frames[i] = frames[i] rolled (the frame is a torus) so that the object's mask is centred."""
+    arrays = generate(TINY)
+    size = TINY.image_size
+    centres = []
+    for frame, target, mask in zip(arrays["frames"], arrays["gen_frames"], arrays["masks"]):
+        shifts = [(dy, dx) for dy in range(size) for dx in range(size)
+                  if np.array_equal(np.roll(frame, (dy, dx), axis=(1, 2)), target)]
+        assert len(shifts) == 1
+        rolled = np.roll(mask, shifts[0], axis=(0, 1))
+        assert rolled[size // 2 - 1 : size // 2 + 1, size // 2 - 1 : size // 2 + 1].all()  # every shape holds its centre
+        centres.append((_circular_centre(rolled.sum(1)), _circular_centre(rolled.sum(0))))
+    # the drawn centre is continuous and the roll whole pixels; a triangle's mass lies below its centre
+    np.testing.assert_allclose(np.asarray(centres), size / 2, atol=3.5)
+    ds = build(TINY)
+    np.testing.assert_array_equal(ds.split("test").gen_frames, arrays["gen_frames"][-TINY.n_test:])
 
 
 def test_off_screen_sounds_only_outside_the_event_and_only_when_difficult():

@@ -16,7 +16,10 @@ SNR, level jitter and the probabilities of the silent distractor and of the off-
 Per clip it provides everything each task family needs: log-mel audio features per
 segment, RGB frames per segment, per-segment labels (background = K), the ground-truth
 mask of the sounding object, the waveform as heard and the clean source waveform
-(mix-and-separate), and the target frame of sound-to-image generation.
+(mix-and-separate), the key frame (the event's first; localization's image) and the target
+frame of sound-to-image generation: the key frame rolled (the frame is a torus) so that the
+sounding object is centred (version 4: the object's position is a nuisance that no sound
+carries, and a decoder asked to draw the object at an unknown place learns to draw none).
 
 Generation is deterministic from (config, seed) and cached on disk, keyed by a hash of the
 config and the generator version; the file stores a content hash of its arrays.
@@ -41,7 +44,7 @@ from .base import AVSplit, InMemoryDataset
 from .frontend import FRONTEND_KEY, StandardisedFrontend, rms_level
 from .registry import register_dataset
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 SHAPES = ("circle", "square", "triangle", "cross", "diamond")
 TEXTURES = ("solid", "striped")
 #: 10 well separated hues (RGB in [0, 1]); the first ``num_looks`` are the looks of the classes
@@ -234,8 +237,9 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
     # anywhere on the (wrapped) frame: no pixel is more often the object's than another, so a
     # linear read-out of pixels cannot pick its colour out of the background's
     lo, hi = S / 2 - min(1.0, 2 * d) * S / 2, S / 2 + min(1.0, 2 * d) * S / 2
-    obj = shape_mask(SHAPES[rng.integers(0, len(SHAPES))], S, rng.uniform(lo, hi), rng.uniform(lo, hi), r,
-                     wrap=True)
+    shape = SHAPES[rng.integers(0, len(SHAPES))]
+    cx, cy = rng.uniform(lo, hi), rng.uniform(lo, hi)
+    obj = shape_mask(shape, S, cx, cy, r, wrap=True)
     visible = [look]
     if rng.uniform() < 0.6 * d:
         cands = [lk for lk in range(m) if (lk, sound) not in pairs] or [lk for lk in range(m) if lk != look]
@@ -276,6 +280,9 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
         "frames": frames, "mask": obj.astype(np.float32), "event": event,
         "source": (gain * source).astype(np.float32), "wave": (gain * wave).astype(np.float32),
         "target": frames[start],
+        # generation's target: the key frame rolled (the frame is a torus) so that the sounding object
+        # sits at the centre: what the source looks like, without the position that no sound tells
+        "gen_target": np.roll(frames[start], (int(round(S / 2 - cy)), int(round(S / 2 - cx))), axis=(1, 2)),
     }
 
 
@@ -305,6 +312,7 @@ def generate(cfg: AVSynthConfig) -> dict[str, np.ndarray]:
     return {
         "audio": audio, "visual": stack["frames"], "labels": labels, "segment_labels": seg_labels,
         "masks": stack["mask"], "sources": stack["source"], "waveforms": stack["wave"], "frames": stack["target"],
+        "gen_frames": stack["gen_target"],
         "audio_mean": mu, "audio_std": sd,  # the standardisation, for the audio front end
     }
 
@@ -327,6 +335,7 @@ def build(cfg: AVSynthConfig, *, use_cache: bool = True) -> InMemoryDataset:
             audio=arrays["audio"][sl], visual=arrays["visual"][sl], labels=arrays["labels"][sl],
             segment_labels=arrays["segment_labels"][sl], masks=arrays["masks"][sl], sources=arrays["sources"][sl],
             waveforms=arrays["waveforms"][sl], frames=arrays["frames"][sl],
+            gen_frames=arrays["gen_frames"][sl],
             ids=[f"avsynth-{cfg.seed}-{i}" for i in range(int(lo), int(hi))], meta={FRONTEND_KEY: frontend},
         )
     per_seg = cfg.segment_samples // cfg.hop

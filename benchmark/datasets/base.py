@@ -27,8 +27,10 @@ class AVSplit:
     ``segment_labels`` (N, T) with background = ``num_classes`` (event localization),
     ``masks`` (N, H, W) in [0, 1] of the sounding object (localization), ``sources`` (N, L)
     the clean waveform of the clip's sounding source (separation by mix-and-separate),
-    ``waveforms`` (N, L) the clip's audio as heard, ``frames`` (N, 3, H, W) the target image
-    of sound-to-image generation.
+    ``waveforms`` (N, L) the clip's audio as heard, ``frames`` (N, 3, H, W) the clip's key
+    frame (localization's image and, unless ``gen_frames`` is given, the target image of
+    sound-to-image generation), ``gen_frames`` (N, 3, H, W) the target image of generation
+    where it differs from ``frames`` (avsynth: the key frame re-centred on the sounding object).
     """
 
     audio: Any
@@ -39,6 +41,7 @@ class AVSplit:
     sources: Any = None
     waveforms: Any = None
     frames: Any = None
+    gen_frames: Any = None
     ids: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -109,8 +109,14 @@ def cache_path(dataset: Any) -> Path:
     return cache_dir() / f"featnet-{dataset.spec.name}-{key}.pt"
 
 
+def target_frames(split: Any) -> Any:
+    """The target images of generation of a split: ``gen_frames`` where the dataset gives them
+    (e.g. avsynth's re-centred frames), else its key ``frames``."""
+    return split.gen_frames if getattr(split, "gen_frames", None) is not None else split.frames
+
+
 def _dataset_size(dataset: Any) -> tuple[int, int]:
-    frames = dataset.split("train").frames
+    frames = target_frames(dataset.split("train"))
     if frames is None:
         raise InputError(dataset.spec.name, "frames", "the dataset has no target frames to train the feature network on")
     h, w = np.shape(frames)[-2:]
@@ -125,7 +131,7 @@ def train_feature_net(dataset: Any, *, progress: bool = False) -> tuple[FeatureN
     train = dataset.split("train")
     size = _dataset_size(dataset)
     num_classes = int(dataset.spec.num_classes)
-    x = to_protocol_images(np.asarray(train.frames), size, source=dataset.spec.name, field="train frames")
+    x = to_protocol_images(np.asarray(target_frames(train)), size, source=dataset.spec.name, field="train frames")
     y = torch.as_tensor(np.asarray(train.labels), dtype=torch.long)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(FEATURE_NET_SEED)
@@ -146,9 +152,9 @@ def train_feature_net(dataset: Any, *, progress: bool = False) -> tuple[FeatureN
                          desc="train generation feature net")
     report: dict[str, Any] = {"version": FEATURE_NET_VERSION, "epochs": EPOCHS, "seed": FEATURE_NET_SEED}
     val = dataset.split("val")
-    if val.frames is not None and len(val):
+    if target_frames(val) is not None and len(val):
         with torch.no_grad():
-            xv = to_protocol_images(np.asarray(val.frames), size, source=dataset.spec.name, field="val frames")
+            xv = to_protocol_images(np.asarray(target_frames(val)), size, source=dataset.spec.name, field="val frames")
             pred = torch.cat([net(xv[i : i + 256]).argmax(1) for i in range(0, len(xv), 256)])
         report["val_accuracy"] = float((pred.numpy() == np.asarray(val.labels)).mean())
     return net, report

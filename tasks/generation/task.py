@@ -27,6 +27,7 @@ from .feature_net import (
     load_or_train,
     net_features,
     protocol_size,
+    target_frames,
     to_protocol_images,
 )
 from .metrics import METRICS as _METRICS
@@ -152,20 +153,39 @@ def _adv_weight(options: dict) -> float:
     return w
 
 
+#: which embedding the frame decoder learns from (task option ``gen_train``); test frames are always
+#: drawn from the audio embedding
+GEN_TRAIN = ("visual", "audio")
+
+
+def _train_modality(options: dict) -> str:
+    value = str(options.get("gen_train", "visual"))
+    if value not in GEN_TRAIN:
+        raise ConfigError(f"task option gen_train must be one of {', '.join(GEN_TRAIN)}, got {value!r}")
+    return value
+
+
 #: the evaluation protocol (``list tasks``, every record's ``task_meta.protocol``)
 PROTOCOL = (
-    "Protocol (frozen audio embeddings + suite-trained decoder), as sound-to-image work such as Fanzeres "
-    "and Nadeu (2021) and Athanasiadis et al. (2020): a decoder (linear layer, then transposed "
-    "convolutions) learns to draw each clip's target frame from the model's frozen ``embed_audio`` "
-    "(standardised with train statistics), trained with an L1 loss (plus, when the task option "
-    "``gen_adv`` is a positive weight, a non-saturating GAN term from a small discriminator; off by "
-    "default for speed), keeping the epoch of lowest validation L1. Generated and real test frames are "
-    "compared in the feature space of a small CNN the suite trains once per dataset to classify the train "
-    "frames (the \"Inception\" of this suite, cached on disk): Fréchet distance (FD), KID (unbiased "
-    "cubic-kernel MMD^2) and the MRR of retrieving each clip's own real frame from its generated one (Zhu "
-    "et al., 2021b). Frames are compared at the protocol resolution (at most 64 pixels a side). With the "
-    "option ``inception_weights`` (pytorch-fid's file) real-image FID with the FID Inception network is "
-    "added. A model with the ``generation`` capability is scored with its own ``generate``."
+    "Protocol (frozen embeddings + suite-trained decoder, generation through the shared space): a decoder "
+    "(linear layer, then transposed convolutions) learns to draw each train clip's target frame from the "
+    "model's frozen ``embed_visual``, and at test draws each clip's frame from its ``embed_audio`` (each "
+    "modality standardised with its own train statistics), as sound-to-image work that decodes audio "
+    "mapped into an image embedding space (e.g. Wav2CLIP- and AudioCLIP-guided generation; the survey's "
+    "Zhu et al., 2021b score generated frames by retrieval). A decoder trained on the audio embedding "
+    "itself (task option ``gen_train=audio``, as Fanzeres and Nadeu (2021)) is a probe that even an "
+    "untrained projection passes, since any projection keeps what the sound tells; through the shared "
+    "space only a model whose audio embedding lands where its visual embedding of the same look lies "
+    "draws that look. The decoder is trained with an L1 loss (plus, when the task option ``gen_adv`` is a "
+    "positive weight, a non-saturating GAN term from a small discriminator; off by default for speed), "
+    "keeping the epoch of lowest validation L1 on its training embedding. Generated and real test frames "
+    "are compared in the feature space of a small CNN the suite trains once per dataset to classify the "
+    "train frames (the \"Inception\" of this suite, cached on disk): Fréchet distance (FD), KID "
+    "(unbiased cubic-kernel MMD^2) and the MRR of retrieving each clip's own real frame from its "
+    "generated one (Zhu et al., 2021b). Frames are compared at the protocol resolution (at most 64 "
+    "pixels a side). With the option ``inception_weights`` (pytorch-fid's file) real-image FID with the "
+    "FID Inception network is added. A model with the ``generation`` capability is scored with its own "
+    "``generate``."
 )
 
 
@@ -185,7 +205,9 @@ class GenerationTask(Task):
     """
 
     name = "generation"
-    version = "3"  # 2: KID subsets of 1000 whenever both sets have >= 1000 items; 3: FD and KID clipped at 0
+    # 2: KID subsets of 1000 whenever both sets have >= 1000 items; 3: FD and KID clipped at 0;
+    # 4: the decoder learns from the visual embedding and draws from the audio one (gen_train)
+    version = "4"
     metadata = TaskMetadata(
         name="generation",
         main_score="FD",
@@ -224,7 +246,7 @@ class GenerationTask(Task):
     # ------------------------------------------------------------------ formats
     def export_reference(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         """``features`` ``(M, 128)`` of the real frames of ``split`` under the dataset's feature network."""
-        return {"features": frame_features(dataset, np.asarray(dataset.split(split).frames), source=dataset.spec.name)}
+        return {"features": frame_features(dataset, np.asarray(target_frames(dataset.split(split))), source=dataset.spec.name)}
 
     def export_inputs(self, dataset: Any, split: str = "test") -> dict[str, np.ndarray]:
         """What an external model needs: ``audio`` ``(N, T, Fa)`` of the clips to draw a frame for."""
@@ -281,6 +303,7 @@ class GenerationTask(Task):
 
             inception = fid_inception.load_fid_inception(weights)
         adv = _adv_weight(ctx.options)
+        train_on = _train_modality(ctx.options)
         test = dataset.split("test")
         net = load_or_train(dataset, progress=ctx.progress)
         size = net.size
@@ -294,16 +317,17 @@ class GenerationTask(Task):
             generated = self._own_generator(model, test, size, ctx)
             protocol = "model's own generator"
         else:
-            generated, dec_cfg = self._decoder(model, dataset, size, adv, ctx)
-            protocol = "frozen audio embedding, suite-trained frame decoder" + (" (L1 + adversarial)" if adv else " (L1)")
+            generated, dec_cfg = self._decoder(model, dataset, size, adv, train_on, ctx)
+            protocol = (f"suite-trained frame decoder on the frozen {train_on} embedding, drawing from the audio "
+                        "embedding" + (" (L1 + adversarial)" if adv else " (L1)"))
             config["decoder"] = dec_cfg
         gen_feats = net_features(net, generated, source="generated images")
-        real_feats = net_features(net, np.asarray(test.frames), source=dataset.spec.name, field="test frames")
+        real_feats = net_features(net, np.asarray(target_frames(test)), source=dataset.spec.name, field="test frames")
         metrics = generation_metrics(gen_feats, real_feats, paired=True, kid_subsets=self.kid_subsets,
                                      kid_subset_size=config["kid"]["subset_size"], seed=0, source="model output")
         if inception is not None:
 
-            real = to_protocol_images(np.asarray(test.frames), size, source=dataset.spec.name, field="test frames")
+            real = to_protocol_images(np.asarray(target_frames(test)), size, source=dataset.spec.name, field="test frames")
             metrics["FID"] = frechet_distance(fid_inception.inception_features(inception, generated, device=ctx.device),
                                               fid_inception.inception_features(inception, real, device=ctx.device),
                                               source="inception features")
@@ -322,16 +346,26 @@ class GenerationTask(Task):
             out.append(img)
         return torch.cat(out)
 
-    def _decoder(self, model: Any, dataset: Any, size: tuple[int, int], adv: float,
+    def _decoder(self, model: Any, dataset: Any, size: tuple[int, int], adv: float, train_on: str,
                  ctx: EvalContext) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Train the frame decoder on frozen audio embeddings; return test frames and its config."""
+        """Train the frame decoder on the frozen ``train_on`` embeddings of the train clips; return the
+        frames it draws from the test clips' audio embeddings, and its config."""
         device = torch.device(ctx.device)
         splits = {k: dataset.split(k) for k in ("train", "val", "test")}
-        emb = {k: embed_split(model, s, "audio", device=ctx.device) for k, s in splits.items()}
-        mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
-        sd = np.where(sd > 1e-8, sd, 1.0)
-        z = {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
-        target = {k: to_protocol_images(np.asarray(splits[k].frames), size, source=dataset.spec.name,
+
+        def standardised(modality: str, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+            emb = {k: embed_split(model, splits[k], modality, device=ctx.device) for k in ("train", *names)}
+            mu, sd = emb["train"].mean(axis=0), emb["train"].std(axis=0)
+            sd = np.where(sd > 1e-8, sd, 1.0)
+            return {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
+
+        audio = standardised("audio", ("val", "test"))
+        z = audio if train_on == "audio" else standardised("visual", ("val",))
+        if z["train"].shape[1] != audio["test"].shape[1]:
+            raise InputError("model output", f"embed_{train_on}", f"dimension {z['train'].shape[1]} differs from "
+                             f"embed_audio's {audio['test'].shape[1]} (one common space is needed)")
+        z = {**z, "test": audio["test"]}
+        target = {k: to_protocol_images(np.asarray(target_frames(splits[k])), size, source=dataset.spec.name,
                                         field=f"{k} frames").to(device) for k in ("train", "val")}
 
         with torch.random.fork_rng(devices=[]):
@@ -379,6 +413,7 @@ class GenerationTask(Task):
                "epochs_run": result.epochs_run,
                "best_val_l1": None if result.best_score is None else round(result.best_score, 6),
                "val_l1": [round(score, 5) for score in result.scores],
-               "embedding": "embed_audio, standardised with train statistics"}
+               "trained_on": f"embed_{train_on}", "drawn_from": "embed_audio",
+               "embedding": "each modality standardised with its own train statistics"}
         return generate(z["test"]).cpu(), cfg
 

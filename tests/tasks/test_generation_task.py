@@ -44,21 +44,34 @@ def random_result(seed: int = 0):
 
 
 class ClipOracle:
-    """embed_audio = the clip's own target frame (found by exact lookup of its audio), flattened."""
+    """embed_audio / embed_visual = the clip's own generation target frame (found by exact lookup of its
+    audio / visual), flattened: both modalities land on the same point of one shared space."""
 
     capabilities = frozenset()
     trainable = False
 
     def __init__(self, dataset):
-        self.table = {}
+        self.audio_table, self.visual_table = {}, {}
         for name in ("train", "val", "test"):
             s = dataset.split(name)
-            for a, f in zip(np.asarray(s.audio), np.asarray(s.frames)):
-                self.table[a.tobytes()] = f.reshape(-1).astype(np.float32) / 255.0
+            for a, v, f in zip(np.asarray(s.audio), np.asarray(s.visual), np.asarray(fn.target_frames(s))):
+                self.audio_table[a.tobytes()] = self.visual_table[v.tobytes()] = f.reshape(-1).astype(np.float32) / 255
         self.dim = 3 * 32 * 32
 
     def embed_audio(self, audio):
-        return torch.from_numpy(np.stack([self.table[a.tobytes()] for a in audio.cpu().numpy()]))
+        return torch.from_numpy(np.stack([self.audio_table[a.tobytes()] for a in audio.cpu().numpy()]))
+
+    def embed_visual(self, visual):
+        clips = np.round(visual.cpu().numpy() * 255).astype(np.uint8)  # the suite feeds uint8 clips / 255
+        return torch.from_numpy(np.stack([self.visual_table[v.tobytes()] for v in clips]))
+
+
+class MisalignedOracle(ClipOracle):
+    """The same informative embeddings, but the audio of a clip lands on another clip's frame: only the
+    shared-space protocol can tell it from :class:`ClipOracle` (an audio-trained decoder cannot)."""
+
+    def embed_audio(self, audio):
+        return super().embed_audio(audio).flip(-1)
 
 
 class OwnGenerator(ClipOracle):
@@ -161,7 +174,9 @@ def test_random_model_keys_and_ranges():
     assert all(np.isfinite(v) for v in res.metrics.values())
     assert res.metrics["FD"] > 0 and res.metrics["KID_std"] > 0
     assert 1 / 40 <= res.metrics["MRR"] <= 1
-    assert res.protocol == "frozen audio embedding, suite-trained frame decoder (L1)"
+    assert res.protocol == ("suite-trained frame decoder on the frozen visual embedding, drawing from the audio "
+                            "embedding (L1)")
+    assert res.config["decoder"]["trained_on"] == "embed_visual"
     assert res.config["resolution"] == [32, 32] and res.config["kid"]["subset_size"] == 20
 
 
@@ -178,6 +193,24 @@ def test_informative_embedding_beats_random():
     rnd = random_result().metrics
     assert res.metrics["MRR"] > rnd["MRR"] + 0.05
     assert res.metrics["FD"] < rnd["FD"]
+
+
+def test_shared_space_protocol_needs_aligned_modalities():
+    """Through the shared space (the default) an audio embedding that does not land on its clip's visual
+    embedding draws the wrong frames; a decoder trained on the audio embedding itself (gen_train=audio)
+    is the probe that cannot tell the two models apart."""
+    d = tiny()
+    t = GenerationTask()
+    aligned = t.evaluate(ClipOracle(d), d, EvalContext(seed=0, quick=True)).metrics
+    misaligned = t.evaluate(MisalignedOracle(d), d, EvalContext(seed=0, quick=True)).metrics
+    assert aligned["MRR"] > misaligned["MRR"] + 0.2 and aligned["FD"] < misaligned["FD"]
+    probe = {"gen_train": "audio"}
+    a = t.evaluate(ClipOracle(d), d, EvalContext(seed=0, quick=True, options=probe))
+    m = t.evaluate(MisalignedOracle(d), d, EvalContext(seed=0, quick=True, options=probe))
+    assert a.config["decoder"]["trained_on"] == "embed_audio" and "frozen audio embedding" in a.protocol
+    assert abs(a.metrics["MRR"] - m.metrics["MRR"]) < 0.2 and m.metrics["MRR"] > misaligned["MRR"] + 0.2
+    with pytest.raises(ConfigError, match="gen_train must be one of visual, audio"):
+        t.evaluate(ClipOracle(d), d, EvalContext(seed=0, quick=True, options={"gen_train": "text"}))
 
 
 def test_own_generator_is_used():
@@ -252,7 +285,7 @@ def test_fid_with_inception_weights(tmp_path, monkeypatch):
     res = t.evaluate(RandomProjection(d.spec, seed=0), d, EvalContext(seed=0, quick=True, options={"inception_weights": str(weights)}))
     assert set(res.metrics) == KEYS | {"FID"} and np.isfinite(res.metrics["FID"])
     assert seen[0] == str(weights) and res.config["fid"]["weights"] == str(weights)
-    real = torch.from_numpy(np.asarray(d.split("test").frames)).float() / 255.0
+    real = torch.from_numpy(np.asarray(fn.target_frames(d.split("test")))).float() / 255.0
     torch.testing.assert_close(seen[2], real)
     want = frechet_distance(fake_features("inception", seen[1]), fake_features("inception", real))
     assert res.metrics["FID"] == pytest.approx(want, rel=1e-12)
@@ -265,7 +298,7 @@ def test_export_reference_real_frames_give_fd_zero_and_mrr_one():
     t = GenerationTask()
     ref = t.export_reference(d)
     assert ref["features"].shape == (40, fn.FEATURE_DIM)
-    got = t.score({"features": frame_features(d, np.asarray(d.split("test").frames))}, ref)
+    got = t.score({"features": frame_features(d, np.asarray(fn.target_frames(d.split("test"))))}, ref)
     assert set(got) == KEYS
     assert got["FD"] == pytest.approx(0.0, abs=1e-3) and got["MRR"] == 1.0
     assert got["KID"] <= 1e-9  # unbiased MMD^2 of a set with itself is not positive
