@@ -109,6 +109,8 @@ class TaskMetadata(_Model):
     ref_format: str = ""
     #: split fields the task reads (e.g. ``masks``)
     needs: tuple[str, ...] = ()
+    #: split fields the task reads where the dataset has them (e.g. generation's ``gen_frames``)
+    reads: tuple[str, ...] = ()
     #: names of the reference rows the task produces (oracle, lower bound)
     reference_names: tuple[str, ...] = ()
 

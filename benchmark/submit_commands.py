@@ -207,7 +207,7 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tasks = [TASKS.get(t) for t in TASKS if t in DATASETS.meta(dataset.spec.name)["tasks"]
              and TASKS.get(t).supports(None, dataset.spec, dataset.split(PREDICT_SPLIT)) is None]
-    fields = tuple(dict.fromkeys((*_TRAIN_FIELDS, *(f for t in tasks for f in t.metadata.needs))))
+    fields = tuple(dict.fromkeys((*_TRAIN_FIELDS, *(f for t in tasks for f in (*t.metadata.needs, *t.metadata.reads)))))
     manifest: dict[str, Any] = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint(),
                                 "identity": dataset_identity(dataset), "num_classes": dataset.spec.num_classes,
                                 "class_names": list(dataset.spec.class_names), "files": {}, "tasks": {},
@@ -232,7 +232,8 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
               "the test split's inputs and ids, in the order predictions follow (no labels)")
     for task in tasks:
         entry: dict[str, Any] = {"train_on": {f"{s}.npz": [k for k in ("audio", "visual", *_TRAIN_FIELDS,
-                                                                       *task.metadata.needs) if k in arrays]
+                                                                       *task.metadata.needs, *task.metadata.reads)
+                                                           if k in arrays]
                                               for s, arrays in exported.items()}}
         if split in ("all", PREDICT_SPLIT):
             extra = getattr(task, "export_inputs", None)

@@ -10,8 +10,8 @@ clip of T segments (10, as AVE) and heard only in one contiguous run of "event" 
 outside which an off-screen sound that matches none of the visible looks may play, so an
 event segment is one where the sound matches the visible object. A ``difficulty`` knob in
 [0, 1] scales every nuisance: position range, clutter, pixel noise, colour and pitch jitter,
-SNR, level jitter and the probabilities of the silent distractor and of the off-screen sound
-(docs/datasets.md has the table per family).
+SNR, level jitter and the probabilities of the silent distractor, of the off-screen sound and
+of a drowned clip whose sound cannot be told (docs/datasets.md has the table per family).
 
 Per clip it provides everything each task family needs: log-mel audio features per
 segment, RGB frames per segment, per-segment labels (background = K), the ground-truth
@@ -54,6 +54,8 @@ PALETTE = np.array([
 ])
 #: the sounds: pitch registers 0.45 octave apart (two or three harmonics)
 SOUND_F0 = tuple(160.0 * 2.0 ** (0.45 * i) for i in range(5))
+#: how much louder the noise of a drowned clip is (dB)
+DROWN_DB = 30.0
 _SOURCE_HASH = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
@@ -274,8 +276,14 @@ def _clip(cfg: AVSynthConfig, label: int, rng: np.random.Generator) -> dict[str,
         off /= np.sqrt(np.mean(off[~on] ** 2)) + 1e-12
         wave = wave + off * 10 ** (rng.uniform(-3, 3) / 20)
     snr_db = 18.0 - 26.0 * d + rng.uniform(-3, 3)
-    wave = wave + _coloured_noise(n, rng) * 10 ** (-snr_db / 20)
+    noise = _coloured_noise(n, rng)
     gain = 0.1 * 10 ** (rng.uniform(-4, 4) * d / 20)  # the level says nothing about the sound
+    # a drowned clip (probability 0.4 d): the noise is DROWN_DB louder, so no stream tells which of the
+    # look's two classes it is: an irreducible error that keeps classification off its ceiling
+    # (drawn last, so that every other draw of the clip is the same as without it)
+    if rng.uniform() < 0.4 * d:
+        snr_db -= DROWN_DB
+    wave = wave + noise * 10 ** (-snr_db / 20)
     return {
         "frames": frames, "mask": obj.astype(np.float32), "event": event,
         "source": (gain * source).astype(np.float32), "wave": (gain * wave).astype(np.float32),

@@ -219,6 +219,7 @@ class GenerationTask(Task):
                      "the suite computes their features (the score command takes features (N, D) float)"),
         ref_format="features (M, D) float: the suite's features of the real test frames (MRR needs N == M, paired)",
         needs=("frames",),
+        reads=("gen_frames",),
     )
 
     #: decoder training settings (epochs are capped in quick mode)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from avcl_bench.benchmark.cli import main
 from avcl_bench.benchmark.datasets import load_dataset
+from avcl_bench.tasks.generation.feature_net import target_frames
 from avcl_bench.tasks.generation.metrics import frechet_distance_from_stats, generation_metrics
 
 TINY = ["--option", "n_train=30", "--option", "n_val=10", "--option", "n_test=20"]
@@ -79,7 +80,7 @@ def test_generation_is_submitted_as_images(tmp_path, capsys):
     assert "images" in manifest["expected_predictions"]["generation.npz"]["keys"]
     ds = load_dataset("avsynth", options=OPTS, quick=True)
     test = ds.split("test")
-    n, frames = len(test), np.asarray(test.frames)
+    n, frames = len(test), np.asarray(target_frames(test))  # what generation draws (avsynth: gen_frames)
     rng = np.random.default_rng(0)
     board = tmp_path / "board"
 
@@ -115,7 +116,7 @@ def test_generation_is_submitted_as_images(tmp_path, capsys):
     assert _submit(chw, board, "chw") == 0
     assert _record(board, "chw")["metrics"] == pytest.approx(a["metrics"], rel=1e-5)
 
-    # 3. the real test frames themselves: FD and KID are 0 or more, never -0.000
+    # 3. the real test targets themselves: FD and KID are 0 or more, never -0.000
     real = tmp_path / "real"
     real.mkdir()
     np.savez(real / "generation.npz", images=frames)
