@@ -180,6 +180,11 @@ TRAIN_SPLITS = ("train", "val")
 _TRAIN_FIELDS = ("labels",)
 
 
+def _task_fields(task: Any) -> tuple[str, ...]:
+    """The split fields a task trains or scores on: those it needs and those it reads where present."""
+    return (*task.metadata.needs, *task.metadata.reads)
+
+
 def _split_arrays(data: Any, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``audio``, ``visual``, ``ids`` and those of ``fields`` the split has, as plain arrays."""
     arrays = {"audio": np.asarray(data.audio), "visual": np.asarray(data.visual)}
@@ -207,7 +212,7 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     tasks = [TASKS.get(t) for t in TASKS if t in DATASETS.meta(dataset.spec.name)["tasks"]
              and TASKS.get(t).supports(None, dataset.spec, dataset.split(PREDICT_SPLIT)) is None]
-    fields = tuple(dict.fromkeys((*_TRAIN_FIELDS, *(f for t in tasks for f in (*t.metadata.needs, *t.metadata.reads)))))
+    fields = tuple(dict.fromkeys((*_TRAIN_FIELDS, *(f for t in tasks for f in _task_fields(t)))))
     manifest: dict[str, Any] = {"dataset": dataset.spec.name, "fingerprint": dataset.fingerprint(),
                                 "identity": dataset_identity(dataset), "num_classes": dataset.spec.num_classes,
                                 "class_names": list(dataset.spec.class_names), "files": {}, "tasks": {},
@@ -232,8 +237,7 @@ def export_dataset(dataset: Any, split: str, out: Path) -> dict[str, Any]:
               "the test split's inputs and ids, in the order predictions follow (no labels)")
     for task in tasks:
         entry: dict[str, Any] = {"train_on": {f"{s}.npz": [k for k in ("audio", "visual", *_TRAIN_FIELDS,
-                                                                       *task.metadata.needs, *task.metadata.reads)
-                                                           if k in arrays]
+                                                                       *_task_fields(task)) if k in arrays]
                                               for s, arrays in exported.items()}}
         if split in ("all", PREDICT_SPLIT):
             extra = getattr(task, "export_inputs", None)

@@ -360,7 +360,8 @@ class GenerationTask(Task):
             sd = np.where(sd > 1e-8, sd, 1.0)
             return {k: torch.from_numpy((v - mu) / sd).float().to(device) for k, v in emb.items()}
 
-        audio = standardised("audio", ("val", "test"))
+        # the audio of the val clips is embedded only when the decoder learns from the audio
+        audio = standardised("audio", ("val", "test") if train_on == "audio" else ("test",))
         z = audio if train_on == "audio" else standardised("visual", ("val",))
         if z["train"].shape[1] != audio["test"].shape[1]:
             raise InputError("model output", f"embed_{train_on}", f"dimension {z['train'].shape[1]} differs from "
