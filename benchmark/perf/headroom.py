@@ -4,7 +4,9 @@
         [--models random,infonce,triplet,dcca] [--tasks ...] [--dataset avsynth] [--option KEY=VALUE]
 
 With ``--run`` the suite's own CLI (``run``) first computes (or reuses from the cache) the
-records into ``DIR``; without it the records already under ``DIR`` are read. Per
+records into ``DIR``; without it the records already under ``DIR`` are read. Either way,
+``--models``, ``--tasks`` and ``--seeds`` also select which records are read (e.g. the four
+default models out of a whole-zoo folder). Per
 (task family, dataset) the family's main score (``task_meta.main_score``) is summarised
 with the reporting code (:func:`benchmark.reporting.tables.aggregate`: t-interval over seeds,
 or a bootstrap over test items for one seed) and the script prints:
@@ -122,6 +124,17 @@ def family_rows(agg: pd.DataFrame, records: list) -> list[FamilyRow]:
     return out
 
 
+def select_records(records: list, *, models: str | None = None, tasks: str | None = None,
+                   seeds: str | None = None) -> list:
+    """The records whose model, task and seed are in the comma-separated lists (``None``: all)."""
+    def names(text: str | None) -> set[str] | None:
+        return None if text is None else {t.strip() for t in text.split(",") if t.strip()}
+
+    want_m, want_t, want_s = names(models), names(tasks), names(seeds)
+    return [r for r in records if (want_m is None or r.model in want_m) and (want_t is None or r.task in want_t)
+            and (want_s is None or str(r.seed) in want_s)]
+
+
 def _mark(flag: bool | None) -> str:
     return "n/a" if flag is None else ("ok" if flag else "FAIL")
 
@@ -165,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         rc = cli_main(cmd)
         if rc:
             return rc
-    records = load_records(args.out)
+    records = select_records(load_records(args.out), models=args.models, tasks=args.tasks, seeds=args.seeds)
     if not records:
         print(f"headroom: {args.out}: no result records", file=sys.stderr)
         return 2
