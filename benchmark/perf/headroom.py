@@ -39,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from avcl_bench.benchmark.cli import main as cli_main
+from avcl_bench.benchmark.cliargs import parse_csv, parse_seeds
 from avcl_bench.benchmark.reporting.records import load_records, records_frame
 from avcl_bench.benchmark.reporting.stats import Summary, rank_ranges
 from avcl_bench.benchmark.reporting.tables import aggregate, family_sort_key
@@ -127,12 +128,11 @@ def family_rows(agg: pd.DataFrame, records: list) -> list[FamilyRow]:
 def select_records(records: list, *, models: str | None = None, tasks: str | None = None,
                    seeds: str | None = None) -> list:
     """The records whose model, task and seed are in the comma-separated lists (``None``: all)."""
-    def names(text: str | None) -> set[str] | None:
-        return None if text is None else {t.strip() for t in text.split(",") if t.strip()}
-
-    want_m, want_t, want_s = names(models), names(tasks), names(seeds)
+    want_m = None if models is None else set(parse_csv(models))
+    want_t = None if tasks is None else set(parse_csv(tasks))
+    want_s = None if seeds is None else set(parse_seeds(seeds))
     return [r for r in records if (want_m is None or r.model in want_m) and (want_t is None or r.task in want_t)
-            and (want_s is None or str(r.seed) in want_s)]
+            and (want_s is None or r.seed in want_s)]
 
 
 def _mark(flag: bool | None) -> str:
