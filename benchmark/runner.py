@@ -44,7 +44,7 @@ from avcl_bench.baselines.registry import MODELS, model_info
 from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.registry import TASKS, get_task
 
-from . import cells, codehash
+from . import allocator, cells, codehash
 from .cliargs import DEFAULT_THREADS
 from .compute import count_parameters, embedding_throughput, peak_memory
 from .datasets import DATASETS, load_dataset
@@ -371,6 +371,7 @@ def run(cfg: RunConfig) -> list[ResultRecord]:
         kind = "submission" if cfg.submission is not None else ("builtin" if entry.registered else "external")
         guard_model_name(store, entry.name, kind=kind, identity=entry.source_hash)
         check_model_args(entry.name, entry.factory, None, entry.args)  # before any compute (again per cell)
+    allocator.tune()
     with thread_limits(cfg.threads):
         return _run(cfg, device, tasks, models, store, watchdog)
 
@@ -509,6 +510,7 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
         entry.name, entry.info, entry.registered = cfg.model_name, {**entry.info, "name": cfg.model_name}, False
     on_main = threading.current_thread() is threading.main_thread()
     watchdog = Watchdog(cfg.cell_timeout if on_main else None)
+    allocator.tune()
     with thread_limits(cfg.threads):
         dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
         ctx = EvalContext(seed=spec.seed, device=spec.device, quick=cfg.quick, progress=cfg.progress,
