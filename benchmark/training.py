@@ -88,7 +88,6 @@ def train_early_stopping(
     validate: Callable[[EpochLog], float | None] | None = None,
     higher_is_better: bool = True,
     min_delta: float = 0.0,
-    rel_delta: float = 0.0,
     patience: int | None = None,
     min_batch: int = 1,
     clip_grad_norm: float | None = None,
@@ -109,9 +108,8 @@ def train_early_stopping(
     and ``score = validate(log)`` (``None``: this epoch is not validated).
 
     A score improves on the best so far when it exceeds it by more than ``min_delta``
-    (``higher_is_better``) or lies more than ``min_delta`` below it, or, with ``rel_delta``,
-    by more than ``rel_delta * |best|`` when that is larger (a plateau: gains under that share
-    of the score do not reset the patience); the first validated score always improves. An improvement deep-copies ``module.state_dict()``; otherwise
+    (``higher_is_better``) or lies more than ``min_delta`` below it; the first validated
+    score always improves. An improvement deep-copies ``module.state_dict()``; otherwise
     ``patience`` (``None``: never) counts validated epochs without one and stops training
     when reached. At the end the best weights are loaded back (when any epoch was
     validated) and the module is left in eval mode.
@@ -168,8 +166,7 @@ def train_early_stopping(
             bar.set_postfix({k: round(v, 4) for k, v in shown.items() if v is not None})
         if log.score is None:
             continue
-        delta = max(min_delta, rel_delta * abs(best)) if math.isfinite(best) else min_delta
-        improved = log.score > best + delta if higher_is_better else log.score < best - delta
+        improved = log.score > best + min_delta if higher_is_better else log.score < best - min_delta
         if improved:
             best, best_state, bad = log.score, copy.deepcopy(module.state_dict()), 0
             result.best_epoch, result.best_score = epoch, log.score

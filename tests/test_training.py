@@ -1,4 +1,4 @@
-"""The suite's one training loop: improvement rule (absolute and relative deltas), patience, best weights."""
+"""The suite's one training loop: improvement rule, patience, best weights."""
 from __future__ import annotations
 
 import pytest
@@ -30,27 +30,21 @@ def test_patience_counts_epochs_without_improvement_and_the_best_weights_come_ba
     assert result.epochs_run == 6 and result.best_epoch == 5 and weight == 5.0
 
 
-def test_min_delta_is_absolute_and_rel_delta_a_share_of_the_best_score():
-    # lower is better: 1.0 -> 0.996 is a gain of 0.4 %, 0.996 -> 0.98 one of 1.6 %
+def test_min_delta_is_absolute():
+    # lower is better: 1.0 -> 0.996 is a gain of 0.004 (< min_delta), 0.993 one of 0.007
     scores = [1.0, 0.996, 0.993, 0.98, 0.979, 0.978, 0.977]
     plain, _ = _run(scores, higher_is_better=False, patience=2)
     assert plain.best_epoch == 6 and plain.epochs_run == 7
-    absolute, _ = _run(scores, higher_is_better=False, patience=2, min_delta=0.005)
-    assert absolute.best_epoch == 3 and absolute.epochs_run == 6  # 0.98 beats 1.0 by 0.02; nothing beats 0.98 by 0.005
-    # 1 %: 0.996 and 0.993 do not count (patience 3 is not yet used up), 0.98 does; then three epochs
-    # of gains under 1 % of 0.98 stop the run and bring back epoch 3, where plain training would go on
-    relative, weight = _run(scores + [0.976], higher_is_better=False, patience=3, rel_delta=0.01)
-    assert (relative.best_epoch, relative.epochs_run, weight) == (3, 7, 3.0)
-    short, _ = _run(scores, higher_is_better=False, patience=2, rel_delta=0.01)
-    assert (short.best_epoch, short.epochs_run) == (0, 3)
-    # the larger of the two applies; the first validated score always improves
-    both, _ = _run(scores, higher_is_better=False, patience=2, min_delta=0.05, rel_delta=0.01)
-    assert both.best_epoch == 0 and both.epochs_run == 3
+    absolute, weight = _run(scores, higher_is_better=False, patience=2, min_delta=0.005)
+    assert (absolute.best_epoch, absolute.epochs_run, weight) == (3, 6, 3.0)
+    # the first validated score always improves
+    none, _ = _run(scores, higher_is_better=False, patience=2, min_delta=0.05)
+    assert none.best_epoch == 0 and none.epochs_run == 3
 
 
 @pytest.mark.parametrize("hib", [True, False])
-def test_relative_delta_uses_the_magnitude_of_negative_scores(hib):
+def test_negative_scores(hib):
     sign = 1.0 if hib else -1.0
-    scores = [sign * -2.0, sign * -1.99, sign * -1.9]  # 0.5 % then 5 % better
-    result, _ = _run(scores, higher_is_better=hib, patience=5, rel_delta=0.01)
-    assert result.best_epoch == 2 and result.best_score == scores[2]
+    scores = [sign * -2.0, sign * -1.99, sign * -2.5]
+    result, weight = _run(scores, higher_is_better=hib, patience=5)
+    assert result.best_epoch == 1 and weight == 1.0 and result.best_score == scores[1]

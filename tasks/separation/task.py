@@ -258,9 +258,7 @@ class SeparationTask(Task):
     """
 
     name = "separation"
-    # 2: Sound of Pixels' silence rule (near-silent mixtures skipped, counted in `skipped`);
-    # 3: the mask head stops on a val-loss plateau (patience 4, gains under 0.5 % do not count)
-    version = "3"
+    version = "2"  # 2: Sound of Pixels' silence rule (near-silent mixtures skipped, counted in `skipped`)
     metadata = TaskMetadata(
         name="separation",
         main_score="SDR",
@@ -276,9 +274,7 @@ class SeparationTask(Task):
     #: head training settings (epochs are capped in quick mode)
     epochs: int = 20
     quick_epochs: int = 8
-    #: stop after ``patience`` epochs whose val loss gains less than ``rel_delta`` of the best (a plateau)
-    patience: int = 4
-    rel_delta: float = 0.005
+    patience: int = 5
     batch_size: int = 32
     lr: float = 3e-3
     hidden: int = 64
@@ -521,7 +517,7 @@ class SeparationTask(Task):
         result = train_early_stopping(
             head, opt, lambda _: minibatches(random_partners(train_labels, rng), self.batch_size), train_loss,
             epochs=epochs, validate=lambda log: val_loss() if len(val_pairs) else log.last_loss,
-            higher_is_better=False, min_delta=1e-6, rel_delta=self.rel_delta, patience=self.patience, min_batch=2,
+            higher_is_better=False, min_delta=1e-6, patience=self.patience, min_batch=2,
             show_progress=ctx.progress, desc="train separation head", score_name="val_loss")
 
         estimates = np.empty((len(test_pairs), 2, test_mix.shape[1]))
@@ -537,7 +533,7 @@ class SeparationTask(Task):
         cfg = {"arch": f"conv1d({sp.bins}->{self.hidden}->{self.hidden}->{sp.bins}), kernel {self.kernel}, FiLM",
                "loss": "log(1+|X|)-weighted BCE to the ideal ratio mask", "optimizer": "Adam", "lr": self.lr,
                "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
-               "rel_delta": self.rel_delta, "epochs_run": result.epochs_run,
+               "epochs_run": result.epochs_run,
                "best_val_loss": None if result.best_score is None else round(result.best_score, 6),
                "val_loss": [round(score, 5) for score in result.scores], "embedding": "embed_visual, standardised with train statistics"}
         return estimates, cfg
