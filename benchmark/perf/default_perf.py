@@ -7,7 +7,8 @@ run_benchmark.py``) with this interpreter and with ``--baseline-python`` (a virt
 where a previous commit is installed, e.g. ``git worktree add /tmp/old 8f28054 && python -m venv
 /tmp/old-venv && /tmp/old-venv/bin/pip install torch==2.13.0 /tmp/old``) at the same time, each in
 an empty working folder with its own empty cache, so both see the same machine load; then prints
-each run's wall time, user and system CPU time and minor page faults (from ``wait4``), and the
+each run's wall time, user and system CPU time, minor page faults and peak resident memory
+(from ``wait4``), and the
 speed-up of this checkout. With ``--repeat N`` the pair runs N times and min and median are shown; ``--keep DIR`` keeps this
 checkout's results folder of the last pair (e.g. to regenerate the README from it).
 The two runs share the machine's cores: on 2 cores each gets about one, which is what
@@ -55,7 +56,7 @@ def run_pair(pythons: dict[str, str], extra: list[str], keep: Path | None = None
                 tail = (work / "run.log").read_text(errors="replace")[-2000:]
                 raise SystemExit(f"{name} run failed with exit status {proc.returncode}:\n{tail}")
             out[name] = {"wall": time.perf_counter() - t0, "user": usage.ru_utime, "sys": usage.ru_stime,
-                         "minflt": float(usage.ru_minflt),
+                         "minflt": float(usage.ru_minflt), "maxrss_mb": usage.ru_maxrss / 1024,
                          "records": float(len(list((work / "results").rglob("seed*.json"))))}
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)
@@ -73,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     pythons = {"baseline": args.baseline_python, "this checkout": sys.executable}
     extra = ["--quick"] if args.quick else []
     runs = [run_pair(pythons, extra, args.keep if i == args.repeat - 1 else None) for i in range(args.repeat)]
-    print(f"{'run':<14} {'wall min':>9} {'wall med':>9} {'user':>8} {'sys':>7} {'minor faults':>13} {'records':>8}")
+    print(f"{'run':<14} {'wall min':>9} {'wall med':>9} {'user':>8} {'sys':>7} {'minor faults':>13} {'peak RSS MB':>12} {'records':>8}")
     for name in pythons:
         walls = [r[name]["wall"] for r in runs]
         last = runs[-1][name]
         print(f"{name:<14} {min(walls):9.1f} {statistics.median(walls):9.1f} {last['user']:8.1f} {last['sys']:7.1f} "
-              f"{last['minflt']:13,.0f} {last['records']:8.0f}")
+              f"{last['minflt']:13,.0f} {last['maxrss_mb']:12.0f} {last['records']:8.0f}")
     ratios = [r["baseline"]["wall"] / r["this checkout"]["wall"] for r in runs]
     print(f"speed-up of this checkout (baseline wall / ours), per pair: {', '.join(f'{x:.2f}x' for x in ratios)}; "
           f"median {statistics.median(ratios):.2f}x")
