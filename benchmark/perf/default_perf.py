@@ -1,18 +1,17 @@
 """The full default run of this checkout against another installation of the suite, side by side.
 
-``python -m avcl_bench.benchmark.perf.default_perf --baseline-python OLD/bin/python [--quick] [--repeat 1]``
+``python -m avcl_bench.benchmark.perf.default_perf --baseline-python OLD/bin/python [--quick] [--repeat 1] [--keep DIR]``
 
 Starts ``python -m avcl_bench run --out DIR --no-progress`` (the full default of ``python
 run_benchmark.py``) with this interpreter and with ``--baseline-python`` (a virtual environment
 where a previous commit is installed, e.g. ``git worktree add /tmp/old 8f28054 && python -m venv
 /tmp/old-venv && /tmp/old-venv/bin/pip install torch==2.13.0 /tmp/old``) at the same time, each in
 an empty working folder with its own empty cache, so both see the same machine load; then prints
-each run's wall time, user and system CPU time, minor page faults and peak resident memory
-(from ``wait4``), and the
-speed-up of this checkout. With ``--repeat N`` the pair runs N times and min and median are shown; ``--keep DIR`` keeps this
-checkout's results folder of the last pair (e.g. to regenerate the README from it).
-The two runs share the machine's cores: on 2 cores each gets about one, which is what
-``--threads 1`` (the default of both) uses.
+each run's wall time, user and system CPU time, minor page faults and peak resident memory (from
+``wait4``), and the speed-up of this checkout. With ``--repeat N`` the pair runs N times and min
+and median are shown; ``--keep DIR`` keeps this checkout's results folder of the last pair (e.g. to
+regenerate the README from it). The two runs share the machine's cores: on 2 cores each gets
+about one, which is what ``--threads 1`` (the default of both) uses.
 """
 from __future__ import annotations
 
@@ -28,10 +27,12 @@ from pathlib import Path
 
 
 def _start(python: str, work: Path, extra: list[str]) -> tuple[subprocess.Popen, float]:
+    """Start one run in ``work`` (its log in ``work/run.log``); its process and start time."""
     env = {**os.environ, "AVCL_CACHE": str(work / "cache")}
-    log = open(work / "run.log", "w")  # noqa: SIM115 - closed when the process is reaped
     cmd = [python, "-m", "avcl_bench", "run", "--out", str(work / "results"), "--no-progress", *extra]
-    return subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT), time.perf_counter()
+    with open(work / "run.log", "w") as log:  # the child holds its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, time.perf_counter()
 
 
 def run_pair(pythons: dict[str, str], extra: list[str], keep: Path | None = None) -> dict[str, dict[str, float]]:
@@ -44,17 +45,17 @@ def run_pair(pythons: dict[str, str], extra: list[str], keep: Path | None = None
             work = Path(tmp) / name
             work.mkdir()
             procs[name] = (*_start(py, work, extra), work)
-        by_pid = {p.pid: name for name, (p, _, _) in procs.items()}
+        by_pid = {proc.pid: name for name, (proc, _, _) in procs.items()}
         while by_pid:
-            pid, status, usage = os.wait4(-1, 0)
+            pid, status, usage = os.wait4(-1, 0)  # reaps the child (for its rusage); Popen is told below
             if pid not in by_pid:
                 continue
             name = by_pid.pop(pid)
             proc, t0, work = procs[name]
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.returncode != 0:
+            code = proc.returncode = os.waitstatus_to_exitcode(status)
+            if code != 0:
                 tail = (work / "run.log").read_text(errors="replace")[-2000:]
-                raise SystemExit(f"{name} run failed with exit status {proc.returncode}:\n{tail}")
+                raise SystemExit(f"{name} run failed with exit status {code}:\n{tail}")
             out[name] = {"wall": time.perf_counter() - t0, "user": usage.ru_utime, "sys": usage.ru_stime,
                          "minflt": float(usage.ru_minflt), "maxrss_mb": usage.ru_maxrss / 1024,
                          "records": float(len(list((work / "results").rglob("seed*.json"))))}
