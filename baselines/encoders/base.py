@@ -42,6 +42,7 @@ class VisualFrontEnd(nn.Module):
     def __init__(self, in_shape: tuple[int, ...], hidden: int, is_image: bool):
         super().__init__()
         c, h, w = in_shape[-3:]
+        self.is_image = bool(is_image)
         if is_image:
             # light on purpose (about 2 GMAC per batch of 64 clips x 10 frames at 32x32): CPU-first
             self.net = nn.Sequential(
@@ -55,8 +56,13 @@ class VisualFrontEnd(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
-        y = self.net(x.flatten(0, 1))
-        return y.unflatten(0, (b, t))
+        frames = x.flatten(0, 1)
+        if self.is_image:
+            # channels-last frames let oneDNN pick its NHWC kernels for the whole stack: measured 1.3x
+            # faster training and 1.6x faster embedding on one CPU core (benchmark/perf/README.md);
+            # the weights keep the default layout, so checkpoints are unchanged
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        return self.net(frames).unflatten(0, (b, t))
 
 
 class ModalityEncoder(nn.Module):

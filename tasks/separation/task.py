@@ -208,11 +208,15 @@ class MaskHead(nn.Module):
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
 
-    def forward(self, logmag: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+    def logits(self, logmag: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """The masks before the sigmoid (training takes its BCE from them, stable and fast)."""
         g1, b1, g2, b2 = self.film(visual)[..., None].chunk(4, dim=1)
         h = torch.relu(self.inp(logmag) * (1 + g1) + b1)
         h = torch.relu(self.mid(h) * (1 + g2) + b2)
-        return torch.sigmoid(self.out(h))
+        return self.out(h)
+
+    def forward(self, logmag: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(logmag, visual))
 
 
 def _log_magnitude(spec: torch.Tensor) -> torch.Tensor:
@@ -221,10 +225,14 @@ def _log_magnitude(spec: torch.Tensor) -> torch.Tensor:
 
 def _ideal_ratio_masks(specs: torch.Tensor) -> torch.Tensor:
     """``|S_i| / sum_j |S_j|`` for ``(..., S, F, T)`` source spectra (1/S where all are zero)."""
-    mag = specs.abs()
+    return _ratio_masks(specs.abs())
+
+
+def _ratio_masks(mag: torch.Tensor) -> torch.Tensor:
+    """:func:`_ideal_ratio_masks` from the sources' magnitudes ``(..., S, F, T)``."""
     total = mag.sum(dim=-3, keepdim=True)
     share = mag / total.clamp_min(1e-12)
-    return torch.where(total > 0, share, torch.full_like(share, 1.0 / specs.shape[-3]))
+    return torch.where(total > 0, share, torch.full_like(share, 1.0 / mag.shape[-3]))
 
 
 # ----------------------------------------------------------------------------- task
@@ -473,6 +481,8 @@ class SeparationTask(Task):
         # mixture's spectrum is the sum of its sources' (what loss_of did at every step before).
         train_spec = sp.stft_chunked(train_src)
         val_spec = sp.stft_chunked(val_src)
+        # so are their magnitudes, which the ideal ratio masks need (the mixture's is per step)
+        train_mag, val_mag = train_spec.abs(), val_spec.abs()
 
         rng = np.random.default_rng([int(ctx.seed), PAIR_SEED])
         # input standardisation from a fixed draw of training mixtures
@@ -486,16 +496,17 @@ class SeparationTask(Task):
             head = MaskHead(sp.bins, emb["train"].shape[1], hidden=self.hidden, kernel=self.kernel).to(device)
         opt = torch.optim.Adam(head.parameters(), lr=self.lr)
 
-        def loss_of(specs: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        def loss_of(specs: torch.Tensor, mags: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
             """Weighted BCE of the target (source 0) mask; weights log(1 + |mixture|) as SoP.
 
-            ``specs``: ``(B, 2, F, T)`` spectra of the two sources of each mixture."""
-            mix = specs.sum(dim=1)
-            target = _ideal_ratio_masks(specs)[:, 0]
-            mix_mag = mix.abs()
-            mask = head((torch.log(mix_mag + 1e-3) - in_mu) / in_sd, vis)
+            ``specs``, ``mags``: ``(B, 2, F, T)`` spectra of the two sources of each mixture and
+            their magnitudes. The BCE is taken from the head's logits (the same loss as the BCE
+            of its sigmoid masks, without float32's saturation and about 5x faster on a CPU)."""
+            mix_mag = specs.sum(dim=1).abs()
+            target = _ratio_masks(mags)[:, 0]
+            logit = head.logits((torch.log(mix_mag + 1e-3) - in_mu) / in_sd, vis)
             weight = torch.log1p(mix_mag).clamp(1e-3, 10.0)
-            bce = nn.functional.binary_cross_entropy(mask, target, reduction="none")
+            bce = nn.functional.binary_cross_entropy_with_logits(logit, target, reduction="none")
             return (weight * bce).sum() / weight.sum()
 
         def val_loss() -> float:
@@ -505,13 +516,13 @@ class SeparationTask(Task):
                 for lo in range(0, len(val_pairs), self.batch_size):
                     sl = slice(lo, lo + self.batch_size)
                     for j in range(2):  # each source of a mixture is a target once
-                        pair = val_spec[sl] if j == 0 else val_spec[sl].flip(1)
-                        total += float(loss_of(pair, emb["val"][val_pairs[sl, j]])) * len(val_pairs[sl])
+                        pair, mags = (val_spec[sl], val_mag[sl]) if j == 0 else (val_spec[sl].flip(1), val_mag[sl].flip(1))
+                        total += float(loss_of(pair, mags, emb["val"][val_pairs[sl, j]])) * len(val_pairs[sl])
             return total / (2 * len(val_pairs))
 
         def train_loss(batch: np.ndarray) -> torch.Tensor:
             idx = torch.from_numpy(batch).to(device)
-            return loss_of(train_spec[idx], emb["train"][idx[:, 0]])
+            return loss_of(train_spec[idx], train_mag[idx], emb["train"][idx[:, 0]])
 
         epochs = self.quick_epochs if ctx.quick else self.epochs
         result = train_early_stopping(

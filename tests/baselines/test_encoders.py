@@ -226,3 +226,22 @@ def test_gan_discriminator() -> None:
     d = build_discriminator(DIM, HIDDEN)
     out = d(torch.randn(5, DIM))
     assert out.shape == (5,)
+
+
+def test_image_front_end_runs_channels_last_with_the_same_numbers_and_contiguous_weights() -> None:
+    """The visual front end feeds oneDNN channels-last frames (a speed choice only): its output
+    matches the plain NCHW computation, and weights and gradients stay in the default layout,
+    so state dicts save as they did (safetensors needs contiguous tensors)."""
+    from avcl_bench.baselines.encoders.base import VisualFrontEnd
+
+    torch.manual_seed(0)
+    front = VisualFrontEnd((5, 3, 16, 16), HIDDEN, True)
+    x = torch.rand(4, 5, 3, 16, 16)
+    out = front(x)
+    plain = front.net(x.flatten(0, 1).contiguous()).unflatten(0, (4, 5))
+    assert out.shape == (4, 5, HIDDEN, 4, 4)
+    torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-5)
+    out.square().sum().backward()
+    for name, p in front.named_parameters():
+        assert p.is_contiguous() and p.grad is not None and p.grad.is_contiguous(), name
+    assert all(t.is_contiguous() for t in front.state_dict().values())

@@ -165,6 +165,17 @@ def test_decoder_output_shape_and_range(size):
     dec = FrameDecoder(16, size)
     out = dec(torch.randn(3, 16))
     assert out.shape == (3, 3, *size) and float(out.detach().min()) >= 0 and float(out.detach().max()) <= 1
+    assert out.is_contiguous()  # its channels-last maps do not leak out (frames are viewed and saved)
+
+
+def test_decoder_channels_last_maps_give_the_plain_layout_numbers():
+    """The channels-last layout inside the decoder is a speed choice: the same numbers as NCHW."""
+    torch.manual_seed(0)
+    dec = FrameDecoder(16, (32, 32)).eval()
+    z = torch.randn(5, 16)
+    x = torch.relu(dec.inp(z)).reshape(5, dec.channels, *dec.start)
+    with torch.no_grad():
+        torch.testing.assert_close(dec(z), torch.sigmoid(dec.up(x)), rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- evaluate

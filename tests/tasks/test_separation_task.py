@@ -18,8 +18,10 @@ from avcl_bench.tasks.base import EvalContext
 from avcl_bench.tasks.separation.metrics import separation_metrics
 from avcl_bench.tasks.separation.task import (
     METRICS,
+    MaskHead,
     SeparationTask,
     _ideal_ratio_masks,
+    _ratio_masks,
     _Spectral,
     mixture_pairs,
     random_partners,
@@ -135,6 +137,33 @@ def test_ideal_ratio_masks_sum_to_one():
     assert float(m[0, 0, 0, 0]) == 0.5
     expect = specs[1, 0, 2, 3].abs() / (specs[1, 0, 2, 3].abs() + specs[1, 1, 2, 3].abs())
     assert float(m[1, 0, 2, 3]) == pytest.approx(float(expect))
+
+
+def test_ratio_masks_from_magnitudes_equal_the_ideal_ratio_masks_bit_for_bit():
+    """The head's training takes the masks from magnitudes computed once per clip."""
+    specs = torch.randn(3, 2, 7, 5, dtype=torch.complex64)
+    specs[1, :, 2, :] = 0
+    assert torch.equal(_ratio_masks(specs.abs()), _ideal_ratio_masks(specs))
+
+
+def test_mask_head_logits_give_its_masks_and_the_same_bce():
+    """Training's BCE from logits equals torch's BCE of the sigmoid masks (the loss it replaced)."""
+    torch.manual_seed(0)
+    head = MaskHead(9, 4, hidden=8)
+    torch.nn.init.normal_(head.film.weight, std=0.5)
+    x, vis = torch.randn(6, 9, 11), torch.randn(6, 4)
+    target = torch.rand(6, 9, 11)
+    logits = head.logits(x, vis)
+    torch.testing.assert_close(torch.sigmoid(logits), head(x, vis), rtol=0, atol=0)
+    with_logits = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    of_masks = torch.nn.functional.binary_cross_entropy(head(x, vis), target, reduction="none")
+    torch.testing.assert_close(with_logits, of_masks, rtol=1e-5, atol=1e-6)
+    # where float32's sigmoid saturates the old loss clamps log(0) at -100; the logits keep the slope
+    big = torch.tensor([40.0, -120.0])
+    t = torch.tensor([0.0, 1.0])
+    assert torch.nn.functional.binary_cross_entropy(torch.sigmoid(big), t, reduction="none").tolist() == [100.0, 100.0]
+    torch.testing.assert_close(torch.nn.functional.binary_cross_entropy_with_logits(big, t, reduction="none"),
+                               torch.tensor([40.0, 120.0]))
 
 
 # ----------------------------------------------------------------------------- evaluate / references
