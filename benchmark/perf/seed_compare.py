@@ -62,6 +62,12 @@ class CompareRow:
         return float(np.std(self.after, ddof=1)) if len(self.after) > 1 else math.nan
 
     @property
+    def spread_ratio(self) -> float:
+        """:attr:`diff` in units of :attr:`std_before` (``nan`` without a before-spread)."""
+        sd = self.std_before
+        return self.diff / sd if sd > 0 else math.nan  # nan > 0 is False
+
+    @property
     def p_value(self) -> float:
         """Welch's two-sided t-test; ``nan`` without two seeds a side or without any spread."""
         if len(self.before) < 2 or len(self.after) < 2 or (np.ptp(self.before) == 0 and np.ptp(self.after) == 0):
@@ -92,9 +98,11 @@ def _main_scores(records: list) -> dict[tuple[str, str, str], tuple[str, dict[in
 def compare(before: list, after: list) -> list[CompareRow]:
     """One :class:`CompareRow` per (task, dataset, model) present in both record lists."""
     a, b = _main_scores(before), _main_scores(after)
-    rows = [CompareRow(task, dataset, model, metric, tuple(v for _, v in sorted(a[key][1].items())),
-                       tuple(v for _, v in sorted(b[key][1].items())))
-            for key in a.keys() & b.keys() for task, dataset, model in [key] for metric in [a[key][0]]]
+    rows = []
+    for key in a.keys() & b.keys():
+        (metric, seeds_a), (_, seeds_b) = a[key], b[key]
+        rows.append(CompareRow(*key, metric, tuple(seeds_a[s] for s in sorted(seeds_a)),
+                               tuple(seeds_b[s] for s in sorted(seeds_b))))
     rows.sort(key=lambda r: (family_sort_key(r.task), r.dataset, r.model))
     return rows
 
@@ -123,10 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'task':<19} {'dataset':<9} {'model':<11} {'metric':<8} {'n':>5} {'before':>16} {'after':>16} "
           f"{'diff':>8} {'diff/std':>8} {'p':>6}  moved")
     for r in rows:
-        ratio = r.diff / r.std_before if r.std_before and not math.isnan(r.std_before) else math.nan
         print(f"{r.task:<19} {r.dataset:<9} {r.model:<11} {r.metric:<8} {len(r.before):>2}/{len(r.after):<2} "
               f"{_fmt(float(np.mean(r.before))):>8}±{_fmt(r.std_before):<7} {_fmt(float(np.mean(r.after))):>8}±"
-              f"{_fmt(r.std_after):<7} {r.diff:+8.3f} {_fmt(ratio, 2):>8} {_fmt(r.p_value, 3):>6}  "
+              f"{_fmt(r.std_after):<7} {r.diff:+8.3f} {_fmt(r.spread_ratio, 2):>8} {_fmt(r.p_value, 3):>6}  "
               f"{'MOVED' if r.moved else 'no'}")
     moved = sum(r.moved for r in rows)
     print(f"{moved} of {len(rows)} rows moved beyond the seeds' spread (Welch p < {ALPHA})")
