@@ -406,7 +406,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
     progress = CellProgress(len(cfg.seeds) * len(models))
     for seed in cfg.seeds:
         ctx = EvalContext(seed=seed, device=device, quick=cfg.quick, progress=cfg.progress,
-                          options=dict(cfg.task_options))
+                          options=dict(cfg.task_options), precision=cfg.precision)
         # --- reference rows of the tasks (oracles, lower bounds): computed once per seed
         for task in tasks:
             if not task.metadata.reference_names or task.supports(None, spec, test) is not None:
@@ -514,7 +514,7 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
     with thread_limits(cfg.threads):
         dataset = load_dataset(cfg.dataset, data_root=cfg.data_root, options=cfg.dataset_options, quick=cfg.quick)
         ctx = EvalContext(seed=spec.seed, device=spec.device, quick=cfg.quick, progress=cfg.progress,
-                          options=dict(cfg.task_options))
+                          options=dict(cfg.task_options), precision=cfg.precision)
         tasks = [get_task(t) for t in spec.tasks]
         log_file = cell_log_path(cfg.out, dataset.spec.name, entry.name, spec.seed, spec.cell)
         with watchdog.cell() as phase, cell_log(log_file):

@@ -1,13 +1,21 @@
-"""--precision: bf16 autocast of model training, in the key; fp32 keys unchanged."""
+"""--precision: bf16 autocast of model training and the suite's convolutional heads, in the key; fp32 keys unchanged."""
 from __future__ import annotations
 
+import importlib
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from avcl_bench.baselines.random_projection import RandomProjection
 from avcl_bench.benchmark.cli import build_parser, run_config_from_args
+from avcl_bench.benchmark.datasets.avsynth import AVSynthConfig, build
 from avcl_bench.benchmark.runner import RunConfig, run
 from avcl_bench.benchmark.training import autocast_dtype, train_early_stopping
+from avcl_bench.tasks.base import EvalContext
+from avcl_bench.tasks.generation import task as generation
+from avcl_bench.tasks.registry import get_task
 
 TINY = {"n_train": "30", "n_val": "10", "n_test": "20"}
 
@@ -50,3 +58,37 @@ def test_bf16_is_part_of_the_key_and_fp32_keys_are_unchanged(tmp_path):
     assert "precision" not in fp32.config["runtime"] and bf16.config["runtime"]["precision"] == "bf16"
     assert fp32.key != bf16.key  # a bf16 run never reuses (or overwrites) an fp32 record
     assert [r.key for r in run(cfg()) if r.model == "infonce"] == [fp32.key]
+
+
+@pytest.mark.parametrize("task_name", ["generation", "separation"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_suites_convolutional_heads_train_under_the_runs_precision(task_name, precision, monkeypatch):
+    """The frame decoder and the mask head train under ``--precision`` (via ``EvalContext.precision``)."""
+    module = importlib.import_module(f"avcl_bench.tasks.{task_name}.task")
+    seen: list = []
+    original = module.train_early_stopping
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("autocast"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "train_early_stopping", recording)
+    d = build(AVSynthConfig.quick(n_train=40, n_val=10, n_test=20, difficulty=0.0), use_cache=False)
+    res = get_task(task_name).evaluate(RandomProjection(d.spec, seed=0), d,
+                                       EvalContext(seed=0, quick=True, precision=precision))
+    assert seen == [autocast_dtype(precision)]
+    assert all(np.isfinite(v) for v in res.metrics.values())
+
+
+def test_the_runner_hands_its_precision_to_the_tasks(tmp_path, monkeypatch):
+    seen: list = []
+    original = generation.GenerationTask._decoder
+
+    def recording(self, model, dataset, size, adv, train_on, ctx):
+        seen.append(ctx.precision)
+        return original(self, model, dataset, size, adv, train_on, ctx)
+
+    monkeypatch.setattr(generation.GenerationTask, "_decoder", recording)
+    run(RunConfig(models=["random"], tasks=["generation"], dataset_options=TINY, seeds=[0], out=tmp_path / "o",
+                  quick=True, device="cpu", progress=False, precision="bf16"))
+    assert seen == ["bf16"]

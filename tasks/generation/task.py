@@ -17,7 +17,7 @@ from avcl_bench.benchmark.arrays import check_finite_metrics, load_npz, require
 from avcl_bench.benchmark.datasets.base import AVSplit, audio_batch
 from avcl_bench.benchmark.embedding import embed_split
 from avcl_bench.benchmark.errors import ConfigError, InputError
-from avcl_bench.benchmark.training import EpochLog, minibatches, train_early_stopping
+from avcl_bench.benchmark.training import EpochLog, autocast_dtype, minibatches, train_early_stopping
 
 from ..base import EvalContext, MetricSpec, Task, TaskMetadata, TaskResult
 from . import inception as fid_inception
@@ -409,7 +409,7 @@ class GenerationTask(Task):
             dec, opt, lambda _: minibatches(torch.from_numpy(rng.permutation(n)).to(device), self.batch_size),
             train_loss, epochs=epochs, validate=val_l1, higher_is_better=False, min_delta=1e-6,
             patience=self.patience, min_batch=2, show_progress=ctx.progress, desc="train generation decoder",
-            score_name="val_l1")
+            score_name="val_l1", autocast=autocast_dtype(ctx.precision))
         cfg = {"arch": f"linear -> {dec.channels}x{dec.start[0]}x{dec.start[1]} -> transposed convs -> 3x{size[0]}x{size[1]}",
                "loss": "L1" + (f" + {adv} * non-saturating GAN" if adv else ""), "optimizer": "Adam", "lr": self.lr,
                "batch_size": self.batch_size, "max_epochs": epochs, "patience": self.patience,
