@@ -1,6 +1,6 @@
 """The full default run of this checkout against another installation of the suite, side by side.
 
-``python -m avcl_bench.benchmark.perf.default_perf --baseline-python OLD/bin/python [--quick] [--repeat 1] [--keep DIR]``
+``python -m avcl_bench.benchmark.perf.default_perf --baseline-python OLD/bin/python [--quick] [--repeat 1] [--keep DIR] [--precision bf16]``
 
 Starts ``python -m avcl_bench run --out DIR --no-progress`` (the full default of ``python
 run_benchmark.py``) with this interpreter and with ``--baseline-python`` (a virtual environment
@@ -10,7 +10,7 @@ an empty working folder with its own empty cache, so both see the same machine l
 each run's wall time, user and system CPU time, minor page faults and peak resident memory (from
 ``wait4``), and the speed-up of this checkout. With ``--repeat N`` the pair runs N times and min
 and median are shown; ``--keep DIR`` keeps this checkout's results folder of the last pair (e.g. to
-regenerate the README from it). The two runs share the machine's cores: on 2 cores each gets
+regenerate the README from it); ``--precision`` is passed to this checkout's run only. The two runs share the machine's cores: on 2 cores each gets
 about one, which is what ``--threads 1`` (the default of both) uses.
 """
 from __future__ import annotations
@@ -35,16 +35,18 @@ def _start(python: str, work: Path, extra: list[str]) -> tuple[subprocess.Popen,
     return proc, time.perf_counter()
 
 
-def run_pair(pythons: dict[str, str], extra: list[str], keep: Path | None = None) -> dict[str, dict[str, float]]:
+def run_pair(pythons: dict[str, str], extra: list[str], keep: Path | None = None,
+             own: dict[str, list[str]] | None = None) -> dict[str, dict[str, float]]:
     """Start one run per interpreter at once; per run ``wall``, ``user``, ``sys`` seconds, ``minflt``
-    (and the number of records); ``keep`` receives the results folder of the last interpreter."""
+    (and the number of records); ``keep`` receives the results folder of the last interpreter;
+    ``own`` adds arguments to one interpreter's command only."""
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="avcl-default-perf-") as tmp:
         procs = {}
         for name, py in pythons.items():
             work = Path(tmp) / name
             work.mkdir()
-            procs[name] = (*_start(py, work, extra), work)
+            procs[name] = (*_start(py, work, [*extra, *(own or {}).get(name, [])]), work)
         by_pid = {proc.pid: name for name, (proc, _, _) in procs.items()}
         while by_pid:
             pid, status, usage = os.wait4(-1, 0)  # reaps the child (for its rusage); Popen is told below
@@ -71,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="the quick default instead of the full one")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--keep", type=Path, default=None, help="copy this checkout's last results folder here")
+    p.add_argument("--precision", default=None, help="pass --precision to this checkout's run only (e.g. bf16)")
     args = p.parse_args(argv)
     pythons = {"baseline": args.baseline_python, "this checkout": sys.executable}
     extra = ["--quick"] if args.quick else []
-    runs = [run_pair(pythons, extra, args.keep if i == args.repeat - 1 else None) for i in range(args.repeat)]
+    own = {"this checkout": ["--precision", args.precision]} if args.precision else {}
+    runs = [run_pair(pythons, extra, args.keep if i == args.repeat - 1 else None, own) for i in range(args.repeat)]
     print(f"{'run':<14} {'wall min':>9} {'wall med':>9} {'user':>8} {'sys':>7} {'minor faults':>13} {'peak RSS MB':>12} {'records':>8}")
     for name in pythons:
         walls = [r[name]["wall"] for r in runs]
