@@ -74,9 +74,9 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
                         "every machine reproduces, so default results compare across machines; run seeds or "
                         "models as separate processes to use more cores")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                   help="training precision of the models and of the suite's frame decoder and mask head: fp32 "
+                   help="training precision of the models and of the generation task's frame decoder: fp32 "
                         "(default) or bf16 (torch.autocast mixed precision, for GPUs and CPUs with native bfloat16; "
-                        "part of the results' key). Probes, the feature network and metrics stay float32/float64")
+                        "part of the results' key). The other heads, the feature network and metrics stay float32/float64")
     p.add_argument("--cell-timeout", dest="cell_timeout", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="stop a (model, seed) cell (constructor, fit and all its tasks) that runs longer and "
                         "report the model and the phase that hung (exit 2; logged in OUT/cell-timeouts.jsonl). "

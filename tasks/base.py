@@ -36,9 +36,9 @@ class EvalContext:
     progress: bool = False
     options: dict = field(default_factory=dict)
     embeddings: Any = None
-    #: ``--precision`` of the run: the suite's convolutional heads (the generation task's frame
-    #: decoder, the separation task's mask head) train under the same autocast as the models
-    #: (:func:`~benchmark.training.autocast_dtype`); the small probes and the feature network stay fp32
+    #: ``--precision`` of the run: the generation task's frame decoder trains under the same autocast
+    #: as the models (:func:`~benchmark.training.autocast_dtype`); the separation mask head (which
+    #: measured less under bf16), the small probes and the feature network stay fp32
     precision: str = "fp32"
     #: ``fit_model_on(dataset)``: the evaluated model built and trained anew on another dataset
     #: (each fold of a cross-validation; set by the runner, ``None`` elsewhere)

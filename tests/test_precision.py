@@ -1,4 +1,4 @@
-"""--precision: bf16 autocast of model training and the suite's convolutional heads, in the key; fp32 keys unchanged."""
+"""--precision: bf16 autocast of model training and the frame decoder, in the key; fp32 keys unchanged."""
 from __future__ import annotations
 
 import importlib
@@ -62,8 +62,9 @@ def test_bf16_is_part_of_the_key_and_fp32_keys_are_unchanged(tmp_path):
 
 @pytest.mark.parametrize("task_name", ["generation", "separation"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_the_suites_convolutional_heads_train_under_the_runs_precision(task_name, precision, monkeypatch):
-    """The frame decoder and the mask head train under ``--precision`` (via ``EvalContext.precision``)."""
+def test_the_frame_decoder_follows_the_runs_precision_and_the_mask_head_stays_fp32(task_name, precision, monkeypatch):
+    """The frame decoder trains under ``--precision`` (via ``EvalContext.precision``); the separation
+    mask head always in float32 (it measured less under bf16)."""
     module = importlib.import_module(f"avcl_bench.tasks.{task_name}.task")
     seen: list = []
     original = module.train_early_stopping
@@ -76,7 +77,7 @@ def test_the_suites_convolutional_heads_train_under_the_runs_precision(task_name
     d = build(AVSynthConfig.quick(n_train=40, n_val=10, n_test=20, difficulty=0.0), use_cache=False)
     res = get_task(task_name).evaluate(RandomProjection(d.spec, seed=0), d,
                                        EvalContext(seed=0, quick=True, precision=precision))
-    assert seen == [autocast_dtype(precision)]
+    assert seen == [autocast_dtype(precision) if task_name == "generation" else None]
     assert all(np.isfinite(v) for v in res.metrics.values())
 
 
