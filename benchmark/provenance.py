@@ -1,13 +1,16 @@
 """Provenance stamped on every result: versions, commit, device, time."""
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from avcl_bench._version import __version__
 
@@ -33,6 +36,60 @@ def git_commit() -> tuple[str, bool] | None:
         return sha, bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+#: environment variables that cap or change the CPU kernels of torch (ATen, oneDNN, MKL) and OpenBLAS
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+              "OPENBLAS_CORETYPE")
+
+
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _numpy_blas() -> str | None:
+    """``"openblas SkylakeX"``: numpy's own BLAS and the kernel family it picked (threadpoolctl)."""
+    home = str(Path(np.__file__).resolve().parent)
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas" and str(lib.get("filepath", "")).startswith(home):
+            return " ".join(str(x) for x in (lib.get("internal_api"), lib.get("architecture")) if x)
+    return None
+
+
+@lru_cache(maxsize=1)
+def cpu_kernels() -> str:
+    """What decides which numeric kernels this CPU runs, e.g. ``AuthenticAMD, torch AVX512, avx512_bf16,
+    numpy openblas SkylakeX``: part of the device kind in every key (:func:`~benchmark.runner.device_kind`).
+
+    Two CPUs run different kernels (vector width, blocking, summation order) when their vendor
+    (MKL dispatches by vendor), torch's vector capability (ATen and oneDNN), native bfloat16 / AMX
+    or OpenBLAS's kernel family differ, or when one of :data:`KERNEL_ENV` caps them; the same
+    fp32 training then ends elsewhere, as with another seed (measured: the separation SDR of one
+    quick cell differs in the 5th digit with ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``;
+    the README's default numbers, computed on another machine, differ from this CPU's by up to
+    2.3 FD). CPUs that agree on all of these are taken to compute the same numbers. The CPU's model name is left out: it would
+    split records of identical kernels by SKU.
+    """
+    import torch
+
+    try:
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):
+        caps = {}
+    parts = [_cpu_vendor(), f"torch {torch.backends.cpu.get_cpu_capability()}"]
+    parts += [flag for flag in ("avx512_bf16", "amx_bf16", "avx512_fp16") if caps.get(flag)]
+    blas = _numpy_blas()
+    if blas:
+        parts.append(f"numpy {blas}")
+    parts += [f"{name}={os.environ[name]}" for name in KERNEL_ENV if os.environ.get(name)]
+    return ", ".join(parts)
 
 
 def device_description(device: str) -> str:

@@ -56,7 +56,7 @@ from .interface import FitContext, missing_methods
 from .paths import cache_dir, default_out
 from .progress import CellProgress, cell_log, cell_log_path
 from .progress import log as _log
-from .provenance import provenance, select_device
+from .provenance import cpu_kernels, provenance, select_device
 from .schema import ComputeStats
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
@@ -116,6 +116,8 @@ class CellSpec:
     cell: str
     device: str
     cache_root: str
+    #: :func:`device_kind` on the driver, which is in ``keys``: a worker of another kind refuses the cell
+    device_kind: str = ""
 
 
 @dataclass
@@ -241,10 +243,13 @@ def thread_limits(threads: int) -> Iterator[None]:
 
 
 def device_kind(device: str) -> str:
-    """The kind of device numbers were computed on, part of the key: ``cpu``, ``mps``, ``cuda (GPU name)``."""
+    """The kind of device numbers were computed on, part of the key: ``cpu (its kernels)``, ``mps``,
+    ``cuda (GPU name)``; the CPU's kernels are :func:`~benchmark.provenance.cpu_kernels`."""
     kind = device.split(":")[0]
     if kind == "cuda":
         return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
+    if kind == "cpu":
+        return f"cpu ({cpu_kernels()})"
     return kind
 
 
@@ -448,7 +453,7 @@ def _run(cfg: RunConfig, device: str, tasks: list[Any], models: list[ModelEntry]
             # a warm cell (nothing to train) is cheaper here than on a worker of a remote executor
             if cfg.executor.name != "local" and not (cfg.cache and cells.is_warm(cell)):
                 remote.append(CellSpec(cfg, spec_name, seed, tuple(t.name for t in todo), keys, cell, device,
-                                       str(cache_dir())))
+                                       str(cache_dir()), runtime["device"]))
                 continue
             with cell_log(cell_log_path(cfg.out, spec.name, entry.name, seed, cell)):
                 progress.starting(f"{entry.name} / seed {seed}: {', '.join(t.name for t in todo)}")
@@ -508,6 +513,11 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
     entry = resolve_models([spec.model], cfg.model_args)[0]
     if cfg.model_name is not None:
         entry.name, entry.info, entry.registered = cfg.model_name, {**entry.info, "name": cfg.model_name}, False
+    here = device_kind(spec.device)
+    if spec.device_kind and here != spec.device_kind:
+        raise ConfigError(f"cell {entry.name} / seed {spec.seed}: this worker ({platform.node()}) is a '{here}', the "
+                          f"driver keyed the run for '{spec.device_kind}' (the device kind is part of every key, "
+                          "another kind gives other numbers): run on workers of the driver's kind")
     on_main = threading.current_thread() is threading.main_thread()
     watchdog = Watchdog(cfg.cell_timeout if on_main else None)
     allocator.tune()

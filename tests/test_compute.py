@@ -14,7 +14,7 @@ from avcl_bench.benchmark.datasets import load_dataset
 from avcl_bench.benchmark.reporting.compute import compute_table
 from avcl_bench.benchmark.reporting.leaderboard import format_leaderboard, leaderboard, leaderboard_json
 from avcl_bench.benchmark.reporting.report import render_report
-from avcl_bench.benchmark.runner import run
+from avcl_bench.benchmark.runner import device_kind, run
 from tests.tiny_runs import TINY, tiny_config
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
@@ -70,7 +70,7 @@ def test_records_carry_compute_and_a_reloaded_checkpoint_keeps_the_training_cost
     stats = {r.task: r.compute for r in first}
     assert stats["retrieval"] == stats["classification"]  # one cell, one measurement
     c = stats["retrieval"]
-    assert c.parameters > 1000 and c.train_seconds > 0 and c.embed_items_per_s > 0 and c.device == "cpu"
+    assert c.parameters > 1000 and c.train_seconds > 0 and c.embed_items_per_s > 0 and c.device == device_kind("cpu")
     assert c.peak_memory_mb is not None and c.memory_measure
     again = [r for r in run(tiny_config(tmp_path / "b", models=["infonce"])) if r.model == "infonce"]
     assert again[0].compute.train_seconds == pytest.approx(c.train_seconds)  # from the checkpoint, not retrained

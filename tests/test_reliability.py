@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from avcl_bench.baselines.random_projection import RandomProjection
 from avcl_bench.benchmark import runner, store
 from avcl_bench.benchmark.cli import main
-from avcl_bench.benchmark.errors import InputError
+from avcl_bench.benchmark.errors import ConfigError, InputError
 from avcl_bench.benchmark.runner import RunConfig, run
 from avcl_bench.benchmark.schema import record_from_json
 from avcl_bench.benchmark.store import ResultStore, atomic_write_text, clean_stale_temps
@@ -148,9 +149,36 @@ def test_threads_and_device_kind_are_in_the_key(tmp_path):
     one = run(RunConfig(**cfg, threads=1))
     two = run(RunConfig(**cfg, threads=2))
     assert one[0].key != two[0].key and len(_records(out)) == 2
-    assert one[0].config["runtime"] == {"threads": 1, "device": "cpu"}
+    assert one[0].config["runtime"] == {"threads": 1, "device": runner.device_kind("cpu")}
     assert two[0].config["runtime"]["threads"] == 2
-    assert runner.device_kind("cpu") == "cpu" and runner.device_kind("mps") == "mps"
+    assert runner.device_kind("mps") == "mps"
+
+
+def _kind_in_child(**env: str) -> str:
+    code = "from avcl_bench.benchmark.runner import device_kind; print(device_kind('cpu'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                          env={**os.environ, **env})
+    return done.stdout.strip()
+
+
+def test_the_cpu_kind_names_the_kernels_the_cpu_runs():
+    """Another vector capability, a capped oneDNN ISA or another OpenBLAS kernel family give other
+    numbers (another key); the same machine and environment give the same kind in every process."""
+    here = runner.device_kind("cpu")
+    assert here.startswith("cpu (") and f"torch {torch.backends.cpu.get_cpu_capability()}" in here
+    assert _kind_in_child() == here  # what a Ray or SLURM worker on this machine computes
+    capped = _kind_in_child(ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="default")
+    assert capped != here and "ONEDNN_MAX_CPU_ISA=AVX2" in capped and "torch DEFAULT" in capped
+
+
+def test_a_worker_of_another_device_kind_refuses_the_cell(tmp_path):
+    cfg = RunConfig(models=["random"], tasks=["retrieval"], dataset_options=TINY_OPTS, out=tmp_path / "o", quick=True,
+                    device="cpu", progress=False)
+    spec = runner.CellSpec(cfg, "random", 0, ("retrieval",), {}, "cell", "cpu", str(tmp_path / "cache"),
+                           device_kind="cpu (another CPU)")
+    with pytest.raises(ConfigError, match="driver keyed the run for 'cpu \\(another CPU\\)'"):
+        runner.run_cell(spec)
+    assert not (tmp_path / "o").exists()  # refused before anything ran
 
 
 def test_threads_option_is_validated_and_documented(capsys):
