@@ -16,8 +16,8 @@ Prints one table per part and exits 1 when a comparison is outside its tolerance
    * reference rows (``oracle_irm``, ``mixture``; no training): 1e-6 dB, since BSS-eval is
      float64 on both devices.
 
-   Then the quick default once more on ``cuda`` with ``--precision bf16`` (autocast model
-   training), compared with the fp32 ``cuda`` run under the same tolerances: bf16 is only
+   Then the quick default once more on ``cuda`` with ``--precision bf16`` (autocast training of
+   the models and of the generation frame decoder), compared with the fp32 ``cuda`` run under the same tolerances: bf16 is only
    worth recommending where its metrics stay within the seeds' spread.
 
 2. **exact retrieval** at N = M = ``--n`` (D = 128, 100 classes): wall time of
