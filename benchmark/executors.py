@@ -23,10 +23,12 @@ only when their executor runs.
 """
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .errors import ConfigError
@@ -61,11 +63,23 @@ def _local(fn: CellFn, specs: Sequence[Any], done: Done, opts: ExecutorOptions, 
         done(spec, fn(spec))
 
 
-def _ray(fn: CellFn, specs: Sequence[Any], done: Done, opts: ExecutorOptions, threads: int) -> None:
+def _optional(name: str, attr: str, needs: str) -> ModuleType:
+    """The optional backend ``name``, imported only when its executor runs; a one-line error when it is not
+    installed, or when what imports under its name lacks ``attr`` (a folder of that name in the working
+    directory shadows it, e.g. Ray's own session folder ``/tmp/ray`` for a run started in ``/tmp``)."""
     try:
-        import ray  # optional backend, imported only here
+        module = importlib.import_module(name)
     except ImportError:
-        raise ConfigError('--executor ray needs Ray: pip install "avcl-bench[ray]" (ray>=2.9)') from None
+        raise ConfigError(needs) from None
+    if not hasattr(module, attr):
+        where = getattr(module, "__path__", None) or getattr(module, "__file__", None)
+        raise ConfigError(f"{needs}; 'import {name}' found {list(where) if where else name!r}, which is not it "
+                          "(a folder of that name in the working directory?)")
+    return module
+
+
+def _ray(fn: CellFn, specs: Sequence[Any], done: Done, opts: ExecutorOptions, threads: int) -> None:
+    ray = _optional("ray", "remote", '--executor ray needs Ray: pip install "avcl-bench[ray]" (ray>=2.9)')
     started = False
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
@@ -97,10 +111,8 @@ def _ray(fn: CellFn, specs: Sequence[Any], done: Done, opts: ExecutorOptions, th
 
 
 def _slurm(fn: CellFn, specs: Sequence[Any], done: Done, opts: ExecutorOptions, threads: int) -> None:
-    try:
-        import submitit  # optional backend, imported only here
-    except ImportError:
-        raise ConfigError('--executor slurm needs submitit: pip install "avcl-bench[slurm]" (submitit>=1.5)') from None
+    submitit = _optional("submitit", "AutoExecutor",
+                         '--executor slurm needs submitit: pip install "avcl-bench[slurm]" (submitit>=1.5)')
     folder = opts.slurm_folder or Path("slurm")
     ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=opts.slurm_cluster)
     params: dict[str, Any] = {"timeout_min": int(opts.slurm_time),

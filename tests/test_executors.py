@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
+import types
 
 import pytest
 
@@ -35,6 +37,21 @@ def test_registry_and_local_executor():
 def test_ray_missing_is_a_one_line_error(tmp_path):
     with pytest.raises(ConfigError, match="avcl-bench\\[ray\\]"):
         run(tiny_config(tmp_path / "o", executor=ExecutorOptions("ray")))
+
+
+@pytest.mark.parametrize("name,executor", [("ray", "ray"), ("submitit", "slurm")])
+def test_a_folder_shadowing_the_backend_is_a_one_line_error(tmp_path, monkeypatch, name, executor):
+    """A run started where a folder is named like the backend (Ray's session folder /tmp/ray) imports
+    that folder as a namespace package: say so instead of an AttributeError deep in the executor."""
+    folder = tmp_path / "cwd" / name
+    folder.mkdir(parents=True)
+    # what 'import ray' gives where ray is not installed and ./ray is a folder: a namespace package
+    # (an installed package wins over a namespace portion, so it is put in place here)
+    shadow = types.ModuleType(name)
+    shadow.__path__ = [str(folder)]
+    monkeypatch.setitem(sys.modules, name, shadow)
+    with pytest.raises(ConfigError, match=f"'import {name}' found .*cwd/{name}.*which is not it"):
+        run_cells(_square, [1], lambda s, r: None, ExecutorOptions(executor, slurm_cluster="debug"), threads=1)
 
 
 @pytest.fixture(scope="module")
