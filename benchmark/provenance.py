@@ -74,8 +74,8 @@ def cpu_kernels() -> str:
     fp32 training then ends elsewhere, as with another seed (measured: the separation SDR of one
     quick cell differs in the 5th digit with ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``;
     the README's default numbers, computed on another machine, differ from this CPU's by up to
-    2.3 FD). CPUs that agree on all of these are taken to compute the same numbers. The CPU's model name is left out: it would
-    split records of identical kernels by SKU.
+    2.3 FD). CPUs that agree on all of these are taken to compute the same numbers. The CPU's
+    model name is left out: it would split records of identical kernels by SKU.
     """
     import torch
 

@@ -243,14 +243,17 @@ def thread_limits(threads: int) -> Iterator[None]:
 
 
 def device_kind(device: str) -> str:
-    """The kind of device numbers were computed on, part of the key: ``cpu (its kernels)``, ``mps``,
-    ``cuda (GPU name)``; the CPU's kernels are :func:`~benchmark.provenance.cpu_kernels`."""
+    """The kind of device numbers were computed on, part of the key: ``cpu (its kernels)``, or
+    ``cuda (GPU name), cpu (...)`` / ``mps, cpu (...)``, since the host CPU still computes part of
+    every number there (probes, BSS-eval, statistics); the kernels are
+    :func:`~benchmark.provenance.cpu_kernels`."""
     kind = device.split(":")[0]
+    host = f"cpu ({cpu_kernels()})"
     if kind == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
+        return f"cuda ({torch.cuda.get_device_name(torch.device(device))}), {host}"
     if kind == "cpu":
-        return f"cpu ({cpu_kernels()})"
-    return kind
+        return host
+    return f"{kind}, {host}"
 
 
 # ------------------------------------------------------------------------------ watchdog

@@ -416,7 +416,7 @@ class GenerationTask(Task):
                "epochs_run": result.epochs_run,
                "best_val_l1": None if result.best_score is None else round(result.best_score, 6),
                "val_l1": [round(score, 5) for score in result.scores],
-               "trained_on": f"embed_{train_on}", "drawn_from": "embed_audio",
+               "trained_on": f"embed_{train_on}", "drawn_from": "embed_audio", "precision": ctx.precision,
                "embedding": "each modality standardised with its own train statistics"}
         return generate(z["test"]).cpu(), cfg
 
