@@ -78,6 +78,8 @@ def test_the_frame_decoder_follows_the_runs_precision_and_the_mask_head_stays_fp
     res = get_task(task_name).evaluate(RandomProjection(d.spec, seed=0), d,
                                        EvalContext(seed=0, quick=True, precision=precision))
     assert seen == [autocast_dtype(precision) if task_name == "generation" else None]
+    if task_name == "generation":
+        assert res.config["decoder"]["precision"] == precision  # the record says what the decoder trained under
     assert all(np.isfinite(v) for v in res.metrics.values())
 
 
