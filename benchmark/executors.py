@@ -72,9 +72,9 @@ def _optional(name: str, attr: str, needs: str) -> ModuleType:
     except ImportError:
         raise ConfigError(needs) from None
     if not hasattr(module, attr):
-        where = getattr(module, "__path__", None) or getattr(module, "__file__", None)
-        raise ConfigError(f"{needs}; 'import {name}' found {list(where) if where else name!r}, which is not it "
-                          "(a folder of that name in the working directory?)")
+        where = [*getattr(module, "__path__", ())] or [getattr(module, "__file__", None) or name]
+        raise ConfigError(f"{needs}; 'import {name}' found {where}, which is not it "
+                          "(a folder or file of that name in the working directory?)")
     return module
 
 

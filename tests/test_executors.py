@@ -54,6 +54,14 @@ def test_a_folder_shadowing_the_backend_is_a_one_line_error(tmp_path, monkeypatc
         run_cells(_square, [1], lambda s, r: None, ExecutorOptions(executor, slurm_cluster="debug"), threads=1)
 
 
+def test_a_file_shadowing_the_backend_is_named_whole(tmp_path, monkeypatch):
+    shadow = types.ModuleType("ray")
+    shadow.__file__ = str(tmp_path / "ray.py")
+    monkeypatch.setitem(sys.modules, "ray", shadow)
+    with pytest.raises(ConfigError, match=r"found \['.*ray\.py'\], which is not it"):
+        run_cells(_square, [1], lambda s, r: None, ExecutorOptions("ray"), threads=1)
+
+
 @pytest.fixture(scope="module")
 def ray_2cpu():
     if importlib.util.find_spec("ray") is None:
