@@ -66,7 +66,7 @@ def _numpy_blas() -> str | None:
 @lru_cache(maxsize=1)
 def cpu_kernels() -> str:
     """What decides which numeric kernels this CPU runs, e.g. ``AuthenticAMD, torch AVX512, avx512_bf16,
-    numpy openblas SkylakeX``: part of the device kind in every key (:func:`~benchmark.runner.device_kind`).
+    numpy openblas SkylakeX``: part of the device kind in every key (:func:`device_kind`).
 
     Two CPUs run different kernels (vector width, blocking, summation order) when their vendor
     (MKL dispatches by vendor), torch's vector capability (ATen and oneDNN), native bfloat16 / AMX
@@ -90,6 +90,21 @@ def cpu_kernels() -> str:
         parts.append(f"numpy {blas}")
     parts += [f"{name}={os.environ[name]}" for name in KERNEL_ENV if os.environ.get(name)]
     return ", ".join(parts)
+
+
+def device_kind(device: str) -> str:
+    """The kind of device numbers were computed on, part of the key: ``cpu (its kernels)``, or
+    ``cuda (GPU name), cpu (...)`` / ``mps, cpu (...)``, since the host CPU still computes part of
+    every number there (probes, BSS-eval, statistics); the kernels are :func:`cpu_kernels`."""
+    import torch
+
+    kind = device.split(":")[0]
+    host = f"cpu ({cpu_kernels()})"
+    if kind == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(torch.device(device))}), {host}"
+    if kind == "cpu":
+        return host
+    return f"{kind}, {host}"
 
 
 def device_description(device: str) -> str:

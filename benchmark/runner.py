@@ -56,7 +56,7 @@ from .interface import FitContext, missing_methods
 from .paths import cache_dir, default_out
 from .progress import CellProgress, cell_log, cell_log_path
 from .progress import log as _log
-from .provenance import cpu_kernels, provenance, select_device
+from .provenance import device_kind, provenance, select_device
 from .schema import ComputeStats
 from .store import ResultRecord, ResultStore, config_key
 from .submission import check_model_args, load_model_spec
@@ -116,8 +116,9 @@ class CellSpec:
     cell: str
     device: str
     cache_root: str
-    #: :func:`device_kind` on the driver, which is in ``keys``: a worker of another kind refuses the cell
-    device_kind: str = ""
+    #: :func:`~benchmark.provenance.device_kind` on the driver, which is in ``keys``: a worker of another
+    #: kind refuses the cell
+    device_kind: str
 
 
 @dataclass
@@ -240,20 +241,6 @@ def thread_limits(threads: int) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def device_kind(device: str) -> str:
-    """The kind of device numbers were computed on, part of the key: ``cpu (its kernels)``, or
-    ``cuda (GPU name), cpu (...)`` / ``mps, cpu (...)``, since the host CPU still computes part of
-    every number there (probes, BSS-eval, statistics); the kernels are
-    :func:`~benchmark.provenance.cpu_kernels`."""
-    kind = device.split(":")[0]
-    host = f"cpu ({cpu_kernels()})"
-    if kind == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(torch.device(device))}), {host}"
-    if kind == "cpu":
-        return host
-    return f"{kind}, {host}"
 
 
 # ------------------------------------------------------------------------------ watchdog
@@ -517,7 +504,7 @@ def run_cell(spec: CellSpec) -> list[dict[str, Any]]:
     if cfg.model_name is not None:
         entry.name, entry.info, entry.registered = cfg.model_name, {**entry.info, "name": cfg.model_name}, False
     here = device_kind(spec.device)
-    if spec.device_kind and here != spec.device_kind:
+    if here != spec.device_kind:
         raise ConfigError(f"cell {entry.name} / seed {spec.seed}: this worker ({platform.node()}) is a '{here}', the "
                           f"driver keyed the run for '{spec.device_kind}' (the device kind is part of every key, "
                           "another kind gives other numbers): run on workers of the driver's kind")
